@@ -1,0 +1,286 @@
+"""The sequence of a run: plan in, outcomes -> statuses -> run record -> state.
+
+Calls execute for each module, logs for the run's log, and writes the run
+record and `last_run_date`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+from loguru import logger
+
+from pipeline import config as cfg
+from pipeline import execute, logs
+from pipeline.codes import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    MODULE_OK,
+    MODULE_SKIP,
+    FatalError,
+)
+from pipeline.config import Config, ModuleSpec
+from pipeline.execute import Cancel, Outcome, RunContext
+from pipeline.plan import Plan
+
+ModuleStatus = Literal["success", "skipped", "failed", "not_run"]
+RunStatus = Literal["success", "partial", "failed", "interrupted"]
+EXIT_CODES: dict[RunStatus, int] = {
+    "success": EXIT_OK,
+    "partial": EXIT_OK,
+    "failed": EXIT_FAILED,
+    "interrupted": EXIT_INTERRUPTED,
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    force: bool = False
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class ModuleResult:
+    spec: ModuleSpec
+    status: ModuleStatus
+    attempts: int = 0
+    first: Outcome | None = None  # the first attempt: when the module started
+    last: Outcome | None = None  # the last attempt: how it ended
+
+    def as_record(self) -> dict[str, Any]:
+        last, first = self.last, self.first
+        return {
+            "name": self.spec.name,
+            "path": self.spec.rel,
+            "status": self.status,
+            "exit_code": last.exit_code if last else None,
+            "attempts": self.attempts,
+            "timed_out": last.timed_out if last else False,
+            "started": _iso(first.started) if first else None,
+            "finished": _iso(last.finished) if last else None,
+            "duration_seconds": _duration(first, last),
+            "peak_rss_mb": last.peak_rss_mb if last else None,
+        }
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: RunStatus
+    started: datetime
+    log_path: Path
+    record_path: Path
+    modules: list[ModuleResult] = field(default_factory=list)
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+def _duration(first: Outcome | None, last: Outcome | None) -> float | None:
+    if first is None or last is None:
+        return None
+    return round((last.finished - first.started).total_seconds(), 3)
+
+
+def status_of(outcome: Outcome) -> ModuleStatus:
+    if outcome.interrupted or outcome.timed_out:
+        return "failed"
+    if outcome.exit_code == MODULE_OK:
+        return "success"
+    return "skipped" if outcome.exit_code == MODULE_SKIP else "failed"
+
+
+def run_status(results: list[ModuleResult], interrupted: bool) -> RunStatus:
+    if interrupted:
+        return "interrupted"
+    failed = [r for r in results if r.status == "failed"]
+    if any(r.spec.critical for r in failed):
+        return "failed"
+    return "partial" if failed else "success"
+
+
+def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str]) -> RunResult:
+    """Run the plan; write the log, the run record and (after success) the state."""
+    started = datetime.now(config.tz)
+    masker = logs.Masker(logs.secret_values(env, config.mask_env))
+    with Cancel() as cancel, logs.RunLog(config.tz, masker, verbose=options.verbose) as runlog:
+        run_id, log_path, handle = _create_log(config, started)
+        runlog.attach_file(handle)
+        ctx = RunContext(
+            run_id=run_id, config_path=config.path, log_dir=config.log_dir.absolute(),
+            root=config.root, tz=config.tz, last_run_date=config.last_run_date,
+            started=started, dry_run=options.dry_run, force=options.force,
+        )
+        record_path = config.log_dir / f"workflow_{run_id}.json"
+        result = RunResult(run_id, "failed", started, log_path, record_path)
+        _announce(config, plan, ctx, log_path)
+        try:
+            result.modules = _run_modules(plan, ctx, env, runlog, cancel)
+            result.status = run_status(result.modules, cancel.requested)
+        except Exception:
+            logger.exception("the orchestrator failed unexpectedly; the run is recorded as failed")
+            result.status = "failed"
+        result.record = _finish(config, result, options, env, masker)
+    return result
+
+
+def _create_log(config: Config, started: datetime) -> tuple[str, Path, Any]:
+    try:
+        return logs.create_log(config.log_dir, started.strftime("%Y%m%d_%Hh%M"))
+    except OSError as exc:
+        raise FatalError(f"{config.display}: log_dir: cannot create a log in {config.log_dir}: "
+                         f"{exc.strerror or exc}") from None
+
+
+def _announce(config: Config, plan: Plan, ctx: RunContext, log_path: Path) -> None:
+    names = ", ".join(spec.name for spec in plan.modules)
+    flags = "".join((" (dry run)" if ctx.dry_run else "", " (force)" if ctx.force else ""))
+    logger.info(f"run {ctx.run_id} started{flags}: {len(plan.modules)} modules: {names}")
+    logger.debug(f"config {config.path}; log {log_path}")
+    for name in plan.ignored:
+        logger.debug(f"modules/{name}: ignored (no number followed by '.', '_' or '-')")
+
+
+def _run_modules(
+    plan: Plan, ctx: RunContext, env: Mapping[str, str], runlog: logs.RunLog, cancel: Cancel
+) -> list[ModuleResult]:
+    results: list[ModuleResult] = []
+    stopped = False
+    for position, spec in enumerate(plan.modules, 1):
+        if stopped or cancel.requested:
+            results.append(ModuleResult(spec, "not_run"))
+            continue
+        logger.bind(module=spec.name).info(f"[{position}/{len(plan.modules)}] starting {spec.rel}")
+        result = _run_one(spec, ctx, env, runlog, cancel)
+        _report(result)
+        results.append(result)
+        stopped = result.status == "failed" and spec.critical
+    return results
+
+
+def _run_one(
+    spec: ModuleSpec, ctx: RunContext, env: Mapping[str, str], runlog: logs.RunLog, cancel: Cancel
+) -> ModuleResult:
+    """All attempts at one module: a failure is retried, a skip or an interruption never."""
+    log = logger.bind(module=spec.name)
+    module_env = execute.module_env(env, ctx, spec)
+    output = partial(runlog.output, spec.name)
+    first = outcome = execute.run_module(spec, ctx, module_env, output, cancel)
+    attempts = 1
+    while status_of(outcome) == "failed" and attempts <= spec.retries and not outcome.interrupted:
+        delay = spec.retry_delay_seconds
+        log.warning(f"attempt {attempts} failed ({outcome.describe()}); retrying in {delay:g} s")
+        if cancel.wait(delay):
+            break
+        outcome = execute.run_module(spec, ctx, module_env, output, cancel)
+        attempts += 1
+    status = "failed" if cancel.requested else status_of(outcome)
+    return ModuleResult(spec, status, attempts, first, outcome)
+
+
+def _report(result: ModuleResult) -> None:
+    log = logger.bind(module=result.spec.name)
+    outcome = result.last
+    assert outcome is not None
+    took = f"{_duration(result.first, outcome):.1f} s"
+    if outcome.stray_processes:
+        log.warning("the module left processes running; they were killed")
+    if result.status == "success":
+        log.info(f"succeeded in {took}")
+    elif result.status == "skipped":
+        log.info(f"skipped (exit code {MODULE_SKIP}: conditions not met) after {took}")
+    else:
+        _report_failure(result, outcome, took)
+
+
+def _report_failure(result: ModuleResult, outcome: Outcome, took: str) -> None:
+    log = logger.bind(module=result.spec.name)
+    kind = "critical" if result.spec.critical else "non-critical"
+    why = "interrupted" if outcome.interrupted else outcome.describe()
+    tries = f"{result.attempts} attempt{'s' if result.attempts > 1 else ''}"
+    log.error(f"failed ({kind}): {why}, after {tries} in {took}")
+    if outcome.stderr_tail:
+        log.error("last lines of stderr:\n" + "\n".join(outcome.stderr_tail))
+
+
+def _finish(
+    config: Config, result: RunResult, options: Options, env: Mapping[str, str],
+    masker: logs.Masker,
+) -> dict[str, Any]:
+    record = _mask(_record(config, result, options, env), masker)
+    cfg.write_atomic(result.record_path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    if result.status in ("success", "partial") and not options.dry_run:
+        _store_last_run_date(config, result.started)
+    _farewell(result, record)
+    return record
+
+
+def _record(
+    config: Config, result: RunResult, options: Options, env: Mapping[str, str]
+) -> dict[str, Any]:
+    finished = datetime.now(config.tz)
+    return {
+        "run_id": result.run_id,
+        "status": result.status,
+        "started": _iso(result.started),
+        "finished": _iso(finished),
+        "duration_seconds": round((finished - result.started).total_seconds(), 3),
+        "dry_run": options.dry_run,
+        "trigger": env.get("GITHUB_EVENT_NAME") or "local",
+        "last_run_date_before": config.last_run_date,
+        "log_file": _relative(result.log_path, config.root),
+        "modules": [m.as_record() for m in result.modules],
+    }
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.absolute().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _mask(value: Any, masker: logs.Masker) -> Any:
+    if isinstance(value, str):
+        return masker(value)
+    if isinstance(value, dict):
+        return {key: _mask(item, masker) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask(item, masker) for item in value]
+    return value
+
+
+def _store_last_run_date(config: Config, started: datetime) -> None:
+    """The run's start, written into the file as it is now: a module may have
+    changed its own settings in it during the run."""
+    try:
+        cfg.set_key(config, "last_run_date", started.isoformat(timespec="seconds"))
+    except (OSError, FatalError) as exc:
+        logger.error(f"{config.display}: last_run_date not stored: {exc}")
+
+
+def _farewell(result: RunResult, record: dict[str, Any]) -> None:
+    counts = {s: sum(m["status"] == s for m in record["modules"]) for s in
+              ("success", "skipped", "failed", "not_run")}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    line = f"run {result.run_id} {result.status} in {record['duration_seconds']:.1f} s: {summary}"
+    if result.status == "success":
+        logger.info(line)
+    elif result.status == "partial":
+        logger.warning(line + " (a non-critical module failed)")
+    else:
+        logger.error(line)

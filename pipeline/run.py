@@ -134,7 +134,11 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str]) 
         except Exception:
             logger.exception("the orchestrator failed unexpectedly; the run is recorded as failed")
             result.status = "failed"
-        result.record = _finish(config, result, options, env, masker)
+        try:
+            result.record = _finish(config, result, options, env, masker)
+        except Exception:
+            logger.exception(f"could not write the run record {result.record_path}")
+            result.status = "failed"
     return result
 
 

@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import OK, REPO, Project
+
+from pipeline import config as cfg
+from pipeline.codes import EXIT_USAGE, FatalError
+
+
+def test_defaults_for_an_empty_config(project: Project) -> None:
+    project.config({})
+    config = cfg.load(str(project.config_path))
+    assert config.modules is None
+    assert config.log_dir == project.root / "data and logs"
+    assert config.timezone_name == "UTC"
+    assert config.default_timeout_seconds == 3600
+    assert config.git == cfg.GitSettings()
+    assert config.git.commit_message == "pipeline: {status} run {run_id} [skip ci]"
+    assert config.last_run_date is None
+
+
+def test_module_entries_take_defaults_and_overrides(project: Project) -> None:
+    project.module("a.py", OK)
+    project.module("b.sh", "exit 0\n")
+    project.config(default_timeout_seconds=60, modules=[
+        "modules/a.py",
+        {"path": "modules/b.sh", "critical": False, "timeout_seconds": 5, "retries": 2,
+         "retry_delay_seconds": 0.5, "enabled": False},
+    ])
+    a, b = cfg.load(str(project.config_path)).modules or ()
+    assert (a.name, a.critical, a.timeout_seconds, a.retries, a.enabled) == ("a", True, 60, 0, True)
+    assert a.command == (sys.executable, str(project.root.resolve() / "modules/a.py"))
+    assert (b.critical, b.timeout_seconds, b.retries, b.retry_delay_seconds, b.enabled) == (
+        False, 5, 2, 0.5, False)
+    assert b.command[0] == "bash"
+    assert b.rel == "modules/b.sh"
+
+
+@pytest.mark.parametrize(("name", "number", "short"), [
+    ("1.file_retrieval.py", "1", "file_retrieval"),
+    ("02-transform.sh", "2", "transform"),
+    ("10_prune", "10", "prune"),
+    ("3.fetch", "3", "fetch"),
+    ("helper.py", None, None),
+])
+def test_names_numbers_and_short_names(project: Project, name: str, number: str | None,
+                                        short: str | None) -> None:
+    path = project.module(name, "exit 0\n", mode=0o755)
+    spec = cfg.module_spec(path, project.root, display="c", key="k")
+    assert spec.number == number
+    assert spec.short_name == short
+    assert spec.name == {"1.file_retrieval.py": "1.file_retrieval", "02-transform.sh":
+                         "02-transform", "10_prune": "10_prune", "3.fetch": "3.fetch",
+                         "helper.py": "helper"}[name]
+
+
+def test_an_executable_runs_directly_and_a_plain_file_is_refused(project: Project) -> None:
+    runnable = project.module("1.run", "#!/bin/sh\nexit 0\n", mode=0o755)
+    plain = project.module("2.notes.txt", "text", mode=0o644)
+    assert cfg.module_command(runnable, "c", "k") == (str(runnable),)
+    with pytest.raises(FatalError, match=r"2\.notes\.txt.*neither \.py, \.sh nor executable"):
+        cfg.module_command(plain, "config.json", "modules[1].path")
+
+
+# Each bad config: (content, the words the one error line must hold).
+BAD_CONFIGS = [
+    ("{not json", "not valid JSON"),
+    ("[]", "must hold a JSON object"),
+    ('{"modules": "modules/a.py"}', "modules: must be a list"),
+    ('{"modules": [42]}', "modules[0]: must be a path or an object"),
+    ('{"modules": [{"critical": true}]}', "modules[0].path: is required"),
+    ('{"modules": [{"path": "modules/a.py", "critcal": true}]}', "modules[0].critcal: unknown key"),
+    ('{"modules": ["modules/missing.py"]}', "modules[0].path: no such module file"),
+    ('{"modules": ["../outside.py"]}', "modules[0].path: '../outside.py' leaves the project"),
+    ('{"modules": ["modules/a.py", "modules/a.py"]}', "modules[1]: module 'a' is listed twice"),
+    ('{"modules": [{"path": "modules/a.py", "critical": "yes"}]}',
+     "modules[0].critical: must be true or false"),
+    ('{"modules": [{"path": "modules/a.py", "timeout_seconds": 0}]}',
+     "modules[0].timeout_seconds: must be a positive number"),
+    ('{"modules": [{"path": "modules/a.py", "timeout_seconds": "60"}]}',
+     "modules[0].timeout_seconds: must be a number"),
+    ('{"modules": [{"path": "modules/a.py", "retries": -1}]}',
+     "modules[0].retries: must be a whole number"),
+    ('{"modules": [{"path": "modules/a.py", "retries": 1.5}]}',
+     "modules[0].retries: must be a whole number"),
+    ('{"modules": [{"path": "modules/a.py", "retry_delay_seconds": -2}]}',
+     "modules[0].retry_delay_seconds: must be zero or a positive"),
+    ('{"modules": [{"path": "modules/a.py", "enabled": 1}]}', "modules[0].enabled: must be true"),
+    ('{"modules": ["modules/notes.txt"]}', "neither .py, .sh nor executable"),
+    ('{"timezone": "Mars/Olympus_Mons"}', "timezone: unknown IANA time zone"),
+    ('{"timezone": 1}', "timezone: must be a string"),
+    ('{"log_dir": ""}', "log_dir: must be a non-empty string"),
+    ('{"default_timeout_seconds": true}', "default_timeout_seconds: must be a number"),
+    ('{"mask_env": "DATABASE_URL"}', "mask_env: must be a list of non-empty strings"),
+    ('{"last_run_date": "yesterday"}', "last_run_date: must be an ISO 8601 time"),
+    ('{"last_run_date": "2026-11-23T06:00:00"}', "last_run_date: must be an ISO 8601 time with"),
+    ('{"git": []}', "git: must be an object"),
+    ('{"git": {"push": "sometimes"}}', 'git.push: must be "auto", "always" or "never"'),
+    ('{"git": {"pussh": "never"}}', "git.pussh: unknown key"),
+    ('{"git": {"push_retries": "3"}}', "git.push_retries: must be a whole number"),
+    ('{"git": {"paths": [""]}}', "git.paths: must be a list of non-empty strings"),
+    ('{"git": {"branch": 5}}', "git.branch: must be a string or null"),
+    ('{"git": {"commit_message": "run {date}"}}', "git.commit_message: only {run_id} and {status}"),
+    ('{"modules": []}', "modules: no modules to run"),
+]
+
+
+@pytest.mark.parametrize(("content", "words"), BAD_CONFIGS, ids=[w for _, w in BAD_CONFIGS])
+def test_a_bad_config_exits_2_with_one_line_and_writes_nothing(
+    project: Project, content: str, words: str
+) -> None:
+    project.module("a.py", "open('ran', 'w').close()\n")
+    project.module("notes.txt", "not a module")
+    (project.root.parent / "outside.py").write_text(OK)
+    project.config_path.write_text(content)
+    before = sorted(p.name for p in project.root.rglob("*"))
+    result = project.run()
+    assert result.returncode == EXIT_USAGE
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(project.config_path) in lines[0]
+    assert words in lines[0]
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in project.root.rglob("*")) == before  # nothing written, nothing ran
+    assert project.config_path.read_text() == content
+
+
+def test_a_missing_config_file_is_named(project: Project) -> None:
+    result = project.run()
+    assert result.returncode == EXIT_USAGE
+    assert f"{project.config_path}: config file not found" in result.stderr
+
+
+def test_utc_works_without_a_zone_database() -> None:
+    assert cfg.zone("UTC").utcoffset(None) is not None
+    with pytest.raises(ValueError):
+        cfg.zone("Not/AZone")
+
+
+def test_parse_timestamp_accepts_z() -> None:
+    assert cfg.parse_timestamp("2026-11-23T06:00:00Z").utcoffset().total_seconds() == 0
+
+
+def test_set_key_keeps_order_unknown_keys_and_reads_the_file_afresh(project: Project) -> None:
+    project.config({"zeta": {"nested": [1, 2]}, "last_run_date": None, "alpha": "é"})
+    config = cfg.load(str(project.config_path))
+    # A module changes its own settings during the run.
+    project.config({"zeta": {"nested": [3]}, "last_run_date": None, "alpha": "é", "new": 1})
+    cfg.set_key(config, "last_run_date", "2026-11-23T06:00:00+00:00")
+    text = project.config_path.read_text()
+    assert list(json.loads(text)) == ["zeta", "last_run_date", "alpha", "new"]
+    assert json.loads(text)["zeta"] == {"nested": [3]}
+    assert text.endswith("}\n")
+    assert '\n  "alpha": "é"' in text  # two-space indent, not ASCII-escaped
+
+
+def test_write_atomic_keeps_the_file_mode_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "config.json"
+    target.write_text("{}")
+    target.chmod(0o640)
+    cfg.write_atomic(target, '{"a": 1}\n')
+    assert target.read_text() == '{"a": 1}\n'
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    from pipeline import config as cfg
+    config = cfg.load(sys.argv[1])
+    n = 0
+    while True:
+        n += 1
+        cfg.set_key(config, "last_run_date", f"2026-11-23T06:00:{n % 60:02d}+00:00")
+        print(n, flush=True)
+""")
+
+
+def test_kill_9_while_writing_a_large_config_never_leaves_a_broken_file(project: Project) -> None:
+    """SIGKILL the writer at random moments; the file must always parse."""
+    big = {f"module_setting_{i}": {"values": list(range(50)), "name": "x" * 40} for i in range(400)}
+    project.config(big, last_run_date=None)
+    size = project.config_path.stat().st_size
+    assert size > 200_000
+    rng = random.Random(1234)
+    for _ in range(15):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(project.config_path), str(REPO)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert writer.stdout is not None
+        for _ in range(rng.randint(1, 4)):
+            writer.stdout.readline()
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+        data = json.loads(project.config_path.read_text())
+        assert data["module_setting_399"]["values"][-1] == 49
+        assert data["last_run_date"].startswith("2026-11-23T06:00:")
+    # The temporary files of killed writers may remain; they never shadow the config.
+    assert all(p.name.endswith(".tmp") for p in project.root.glob(".config.json.*"))
+
+
+def test_env_file_never_overrides_a_variable_already_set(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("FROM_FILE=file\nBOTH=file\nEMPTY\n")
+    env = cfg.load_env(tmp_path, {"BOTH": "environment", "OTHER": "x"})
+    assert env == {"FROM_FILE": "file", "BOTH": "environment", "OTHER": "x"}
+    assert cfg.load_env(tmp_path / "nowhere", {"A": "1"}) == {"A": "1"}

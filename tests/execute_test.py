@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from conftest import Project
+
+from pipeline import config as cfg
+from pipeline import execute
+from pipeline.execute import Cancel, Outcome, RunContext
+
+
+def context(project: Project, **changes: object) -> RunContext:
+    values: dict = dict(
+        run_id="20261123_06h00", config_path=project.config_path, log_dir=project.log_dir,
+        root=project.root, tz=timezone.utc, last_run_date="2026-11-22T06:00:00+00:00",
+        started=datetime(2026, 11, 23, 6, 0, 1, tzinfo=timezone.utc),
+    )
+    values.update(changes)
+    return RunContext(**values)
+
+
+class Collected:
+    """The output sink: every batch of lines, in order."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.on_line: dict[str, object] = {}
+
+    def __call__(self, lines: list[str]) -> None:
+        for line in lines:
+            self.lines.append(line)
+            action = self.on_line.get(line)
+            if callable(action):
+                action()
+
+
+def run(project: Project, name: str, code: str, *, timeout: float = 60, output: Collected |
+        None = None, env: dict[str, str] | None = None, mode: int | None = None,
+        **ctx: object) -> tuple[Outcome, Collected]:
+    path = project.module(name, code, mode=mode)
+    spec = cfg.module_spec(path.resolve(), project.root, display="config.json", key="k",
+                           timeout_seconds=timeout)
+    output = output or Collected()
+    run_ctx = context(project, **ctx)
+    with Cancel() as cancel:
+        module_env = execute.module_env(env if env is not None else dict(os.environ), run_ctx, spec)
+        outcome = execute.run_module(spec, run_ctx, module_env, output, cancel)
+    return outcome, output
+
+
+def alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie waiting for its parent."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_the_module_gets_the_contract_environment(project: Project) -> None:
+    outcome, out = run(project, "1.env.py", """
+        import os, sys
+        for name in sorted(os.environ):
+            if name.startswith("PIPELINE_") or name == "FROM_PARENT":
+                print(f"{name}={os.environ[name]}")
+        print("cwd=" + os.getcwd())
+        print("stdin=" + repr(sys.stdin.read()))
+    """, env={"FROM_PARENT": "yes", "PATH": os.environ["PATH"]}, dry_run=True)
+    assert outcome.exit_code == 0
+    assert out.lines == [
+        "FROM_PARENT=yes",
+        f"PIPELINE_CONFIG={project.config_path}",
+        "PIPELINE_DRY_RUN=1",
+        "PIPELINE_FORCE=0",
+        "PIPELINE_LAST_RUN_DATE=2026-11-22T06:00:00+00:00",
+        f"PIPELINE_LOG_DIR={project.log_dir}",
+        "PIPELINE_MODULE=1.env",
+        "PIPELINE_RUN_ID=20261123_06h00",
+        "PIPELINE_RUN_STARTED=2026-11-23T06:00:01+00:00",
+        f"cwd={project.root}",
+        "stdin=''",
+    ]
+
+
+def test_module_env_does_not_touch_the_parent_environment(project: Project) -> None:
+    spec = cfg.module_spec(project.module("a.py", "").resolve(), project.root, display="c", key="k")
+    base = {"A": "1"}
+    env = execute.module_env(base, context(project, last_run_date=None), spec)
+    assert base == {"A": "1"}
+    assert env["PIPELINE_LAST_RUN_DATE"] == ""
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert "PIPELINE_RUN_ID" not in os.environ
+
+
+def test_lines_reach_the_sink_while_the_module_still_runs(project: Project) -> None:
+    """The module waits for a file that the sink creates on seeing its first line."""
+    flag = project.root / "seen"
+    out = Collected()
+    out.on_line["waiting"] = flag.touch
+    outcome, _ = run(project, "w.py", f"""
+        import os, time
+        print("waiting")
+        while not os.path.exists({str(flag)!r}):
+            time.sleep(0.01)
+        print("done")
+    """, output=out, timeout=60)
+    assert not outcome.timed_out
+    assert out.lines == ["waiting", "done"]
+
+
+def test_megabytes_on_stderr_alone_do_not_deadlock(project: Project) -> None:
+    outcome, out = run(project, "e.py", """
+        import sys
+        for i in range(200_000):
+            sys.stderr.write(f"line {i} " + "x" * 40 + "\\n")
+    """)
+    assert outcome.exit_code == 0
+    assert len(out.lines) == 200_000
+    assert out.lines[-1].startswith("line 199999 ")
+    assert outcome.stderr_tail[-1] == out.lines[-1]
+    assert len(outcome.stderr_tail) == execute.STDERR_TAIL_LINES
+
+
+def test_crlf_a_last_line_without_newline_and_bad_utf8(project: Project) -> None:
+    outcome, out = run(project, "b.py", r"""
+        import sys
+        sys.stdout.buffer.write(b"dos\r\nbad \xff byte\nno newline")
+    """)
+    assert out.lines == ["dos", "bad \ufffd byte", "no newline"]
+
+
+def test_add_mask_lines_stay_out_of_the_stderr_tail(project: Project) -> None:
+    outcome, _ = run(project, "m.py", """
+        import sys
+        print("::add-mask::hunter22", file=sys.stderr)
+        print("real error", file=sys.stderr)
+        sys.exit(4)
+    """)
+    assert outcome.exit_code == 4
+    assert outcome.stderr_tail == ("real error",)
+    assert outcome.describe() == "exit code 4"
+
+
+def test_a_timeout_stops_the_module_and_its_grandchild(project: Project) -> None:
+    pid_file = project.root / "grandchild.pid"
+    outcome, out = run(project, "t.py", f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        open({str(pid_file)!r}, "w").write(str(child.pid))
+        print("started", flush=True)
+        time.sleep(600)
+    """, timeout=1)
+    assert outcome.timed_out
+    assert outcome.exit_code == -signal.SIGTERM
+    assert outcome.describe() == "timed out"
+    assert not alive(int(pid_file.read_text()))
+
+
+def test_a_module_that_ignores_sigterm_is_killed_after_the_grace(project: Project) -> None:
+    outcome, _ = run(project, "i.py", """
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("ignoring", flush=True)
+        time.sleep(600)
+    """, timeout=0.5)
+    assert outcome.timed_out
+    assert outcome.exit_code == -signal.SIGKILL
+
+
+def test_sigterm_to_the_orchestrator_stops_the_running_module(project: Project) -> None:
+    out = Collected()
+    out.on_line["ready"] = lambda: os.kill(os.getpid(), signal.SIGTERM)
+    outcome, _ = run(project, "s.py", """
+        import time
+        print("ready", flush=True)
+        time.sleep(600)
+    """, output=out)
+    assert outcome.interrupted
+    assert not outcome.timed_out
+    assert outcome.exit_code == -signal.SIGTERM
+
+
+def test_sigint_is_forwarded_so_a_module_can_clean_up(project: Project) -> None:
+    out = Collected()
+    out.on_line["ready"] = lambda: os.kill(os.getpid(), signal.SIGINT)
+    outcome, _ = run(project, "c.py", """
+        import sys, time
+        try:
+            print("ready", flush=True)
+            time.sleep(600)
+        except KeyboardInterrupt:
+            print("cleaned up")
+            sys.exit(7)
+    """, output=out)
+    assert outcome.interrupted
+    assert out.lines == ["ready", "cleaned up"]
+    assert outcome.exit_code == 7
+
+
+def test_a_module_killed_by_a_signal(project: Project) -> None:
+    outcome, _ = run(project, "k.sh", "kill -KILL $$\n")
+    assert outcome.exit_code == -signal.SIGKILL
+    assert outcome.describe() == "killed by SIGKILL"
+
+
+def test_processes_left_behind_are_killed_and_reported(project: Project) -> None:
+    pid_file = project.root / "daemon.pid"
+    outcome, out = run(project, "d.sh", f"""
+        sleep 600 &
+        echo $! > {str(pid_file)!r}
+        echo leaving
+    """)
+    assert outcome.exit_code == 0
+    assert outcome.stray_processes
+    assert out.lines == ["leaving"]
+    assert not alive(int(pid_file.read_text()))
+
+
+def test_a_file_that_cannot_be_executed_is_a_failed_start(project: Project) -> None:
+    outcome, _ = run(project, "x.bin", "\x7fnot really an executable\n", mode=0o755)
+    assert outcome.exit_code is None
+    assert outcome.start_error
+    assert outcome.describe().startswith("could not start:")
+
+
+def test_peak_rss_is_recorded(project: Project) -> None:
+    outcome, _ = run(project, "r.py", "block = bytearray(200 * 1024 * 1024)\nblock[::4096] = b'x' * "
+                     "len(block[::4096])\n")
+    assert outcome.peak_rss_mb is not None and outcome.peak_rss_mb >= 200
+
+
+def test_cancel_wait_returns_at_once_on_a_signal() -> None:
+    with Cancel() as cancel:
+        assert not cancel.wait(0)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert cancel.wait(600)
+        assert cancel.signum == signal.SIGINT
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc is Linux's")
+def test_no_descriptor_leaks_across_runs(project: Project) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        run(project, "n.py", "print('x')\n")
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -96,7 +96,8 @@ def _main(args: argparse.Namespace) -> int:
     from pipeline import run  # loguru is imported only for a real run
 
     env = cfg.load_env(config.root, os.environ)
-    options = run.Options(dry_run=args.dry_run, force=args.force, verbose=args.verbose)
+    options = run.Options(dry_run=args.dry_run, force=args.force, verbose=args.verbose,
+                          push=args.push)
     return run.start(config, plan, options, env).exit_code
 
 

@@ -72,6 +72,17 @@ class GitSettings:
     author_email: str | None = None
     push_retries: int = 3
 
+    def wanted(self, flag: bool | None, dry_run: bool, env: Mapping[str, str]) -> bool:
+        """Commit and push back? Never under --dry-run; --push/--no-push win over
+        `push`; "auto" pushes in GitHub Actions or wherever a GITHUB_TOKEN is set."""
+        if dry_run:
+            return False
+        if flag is not None:
+            return flag
+        if self.push == "auto":
+            return env.get("GITHUB_ACTIONS") == "true" or bool(env.get("GITHUB_TOKEN"))
+        return self.push == "always"
+
 
 @dataclass(frozen=True)
 class Config:

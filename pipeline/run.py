@@ -22,6 +22,7 @@ from pipeline.codes import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_PUSH,
     MODULE_OK,
     MODULE_SKIP,
     FatalError,
@@ -45,6 +46,7 @@ class Options:
     dry_run: bool = False
     force: bool = False
     verbose: bool = False
+    push: bool | None = None  # --push / --no-push; None: as git.push says
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,12 @@ class RunResult:
     record_path: Path
     modules: list[ModuleResult] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
+    push_failed: bool = False
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.status]
+        code = EXIT_CODES[self.status]
+        return EXIT_PUSH if self.push_failed and code == EXIT_OK else code
 
 
 def _iso(moment: datetime) -> str:
@@ -139,7 +143,43 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str]) 
         except Exception:
             logger.exception(f"could not write the run record {result.record_path}")
             result.status = "failed"
+        if config.git.wanted(options.push, options.dry_run, env):
+            logger.info("committing the run back (log, record, config) and pushing it")
+            runlog.close_file()  # the committed log is complete; what follows is console only
+            result.push_failed = not _commit_back(config, result, env, masker)
     return result
+
+
+def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
+                 masker: logs.Masker) -> bool:
+    from pipeline import gitsync  # GitPython is imported only when a run pushes
+
+    request = gitsync.Request(
+        root=config.root, log=result.log_path, record=result.record_path, config=config.path,
+        extra=config.git.paths, settings=config.git, run_id=result.run_id, status=result.status,
+        env=env, rename_record=renamed_record,
+    )
+    try:
+        pushed = gitsync.commit_and_push(request, masker)
+    except gitsync.PushError as exc:
+        logger.error(masker(str(exc)))
+        return False
+    if pushed.renamed_to:
+        logger.warning(f"a concurrent run had taken run id {result.run_id}: this run was "
+                       f"committed as {pushed.renamed_to}")
+    if not pushed.local_updated:
+        logger.warning("pushed, but the checkout was left at the local commit: local edits "
+                       "stand in the way; run `git pull --rebase` to catch up")
+    logger.info(f"pushed {pushed.commit[:7]} to {pushed.target} ({pushed.branch}) "
+                f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}")
+    return True
+
+
+def renamed_record(content: bytes, run_id: str, log_file: str) -> bytes:
+    """A run record under a new run id (a concurrent run pushed the same one first)."""
+    record = json.loads(content)
+    record["run_id"], record["log_file"] = run_id, log_file
+    return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
 
 
 def _create_log(config: Config, started: datetime) -> tuple[str, Path, Any]:

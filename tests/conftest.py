@@ -43,7 +43,7 @@ class Project:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        (root / "modules").mkdir(parents=True)
+        (root / "modules").mkdir(parents=True, exist_ok=True)
 
     @property
     def config_path(self) -> Path:

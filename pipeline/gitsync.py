@@ -112,8 +112,8 @@ def commit_and_push(req: Request, redact: Redact) -> Pushed:
         target, git.auth, secrets = _target(req.settings, req.env)
         for secret in secrets:  # the encoded header too, should git ever print it
             git.redact = _also_redacting(git.redact, secret)
-        ours = _commit(git, repo, req, top)
-        return _push_with_retries(git, repo, req, top, ours, branch, target)
+        ours, parent = _commit(git, repo, req, top)
+        return _push_with_retries(git, repo, req, top, ours, parent, branch, target)
 
 
 @contextmanager
@@ -171,17 +171,21 @@ def _target(settings: GitSettings, env: Mapping[str, str]
     return f"{server}/{repository}.git", auth, [encoded, token]
 
 
-def _configured(git: _Git, key: str) -> str:
+def _configured_identity(git: _Git) -> dict[str, str]:
+    """user.name and user.email as git sees them (repository, global, system)."""
     try:
-        return git("config", "--get", key)
+        lines = git("config", "--get-regexp", r"^user\.(name|email)$").splitlines()
     except GitCommandError:
-        return ""  # not set
+        return {}  # neither is set
+    return dict(line.partition(" ")[::2] for line in lines)
 
 
 def _identity(git: _Git, settings: GitSettings) -> dict[str, str]:
     """git.author_*, else the repository's configured identity, else the Actions bot."""
-    name = settings.author_name or _configured(git, "user.name") or BOT_NAME
-    email = settings.author_email or _configured(git, "user.email") or BOT_EMAIL
+    configured = {} if settings.author_name and settings.author_email else (
+        _configured_identity(git))
+    name = settings.author_name or configured.get("user.name") or BOT_NAME
+    email = settings.author_email or configured.get("user.email") or BOT_EMAIL
     return {"GIT_AUTHOR_NAME": str(name), "GIT_AUTHOR_EMAIL": str(email),
             "GIT_COMMITTER_NAME": str(name), "GIT_COMMITTER_EMAIL": str(email)}
 
@@ -193,10 +197,11 @@ def _rel(path: Path, top: Path) -> str:
         raise PushError(f"{path} is outside the repository {top}: it cannot be committed") from None
 
 
-def _head(git: _Git) -> str | None:
+def _head(repo: Repo) -> str | None:
+    """HEAD's commit, read in process (no git process to spawn)."""
     try:
-        return git("rev-parse", "--verify", "-q", "HEAD^{commit}")
-    except GitCommandError:
+        return repo.head.commit.hexsha
+    except ValueError:
         return None  # a repository with no commit yet
 
 
@@ -212,9 +217,10 @@ def _temporary_index(repo: Repo) -> Iterator[str]:
         Path(path + ".lock").unlink(missing_ok=True)
 
 
-def _commit(git: _Git, repo: Repo, req: Request, top: Path) -> str:
-    """The run's commit on top of HEAD; HEAD moves to it, the rest stays as it was."""
-    parent = _head(git)
+def _commit(git: _Git, repo: Repo, req: Request, top: Path) -> tuple[str, str | None]:
+    """The run's commit on top of HEAD, and its parent; HEAD moves to it, the rest
+    stays as it was."""
+    parent = _head(repo)
     run_files = [_rel(p, top) for p in (req.log, req.record, req.config)]
     extra = _extra_paths(git, req, top)
     try:
@@ -227,10 +233,11 @@ def _commit(git: _Git, repo: Repo, req: Request, top: Path) -> str:
         commit = _commit_tree(git, req, tree, parent)
         git("update-ref", "-m", f"pipeline: run {req.run_id}", "HEAD", commit, parent or "")
         # The real index learns our paths' new state; nothing else in it changes.
-        git("reset", "-q", "HEAD", "--", *run_files, *extra)
+        # (--no-refresh: a refresh would stat every file of the work tree.)
+        git("reset", "-q", "--no-refresh", "HEAD", "--", *run_files, *extra)
     except GitCommandError as exc:
         raise PushError(f"committing the run failed: {git.error(exc)}") from None
-    return commit
+    return commit, parent
 
 
 def _extra_paths(git: _Git, req: Request, top: Path) -> list[str]:
@@ -250,14 +257,14 @@ def _commit_tree(git: _Git, req: Request, tree: str, parent: str | None) -> str:
                extra_env=_identity(git, req.settings))
 
 
-def _push_with_retries(git: _Git, repo: Repo, req: Request, top: Path, ours: str, branch: str,
-                       target: str) -> Pushed:
-    base = _head_parent(git, ours)
+def _push_with_retries(git: _Git, repo: Repo, req: Request, top: Path, ours: str,
+                       base: str | None, branch: str, target: str) -> Pushed:
     commit, renamed = ours, None
     for attempt in range(1, req.settings.push_retries + 2):
         rejected = _push(git, commit, branch, target)
         if not rejected:
-            updated = commit == ours or _update_checkout(git, ours, commit)
+            updated = commit == ours or _update_checkout(git, ours, commit,
+                                                         _changed_paths(git, base, ours))
             return Pushed(commit, branch, target, attempt, renamed, updated)
         if attempt > req.settings.push_retries:
             break
@@ -270,11 +277,8 @@ def _push_with_retries(git: _Git, repo: Repo, req: Request, top: Path, ours: str
         f"(push it with `git pull --rebase && git push`)")
 
 
-def _head_parent(git: _Git, commit: str) -> str | None:
-    try:
-        return git("rev-parse", "--verify", "-q", f"{commit}^")
-    except GitCommandError:
-        return None
+def _changed_paths(git: _Git, base: str | None, commit: str) -> list[str]:
+    return list(_changes(git, base, commit))
 
 
 def _backoff(attempt: int) -> float:
@@ -438,14 +442,17 @@ def _rename_run(git: _Git, req: Request, top: Path, ours: str, remote: str
     return run_id, moved
 
 
-def _update_checkout(git: _Git, ours: str, pushed: str) -> bool:
+def _update_checkout(git: _Git, ours: str, pushed: str, paths: list[str]) -> bool:
     """Move the checkout to what was pushed, if nothing local would be lost.
 
     `git reset --keep` refuses when a file it must change has local edits.
     """
-    if _head(git) != ours:
+    if _head(git.repo) != ours:
         return False
     try:
+        # Our paths were staged without stat data (see _commit): refresh first, or
+        # --keep would take them for local edits.
+        git("update-index", "-q", "--refresh", "--remove", "--", *paths)
         git("reset", "-q", "--keep", pushed)
     except GitCommandError:
         return False

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -60,6 +61,15 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
+
+
+def dies(pid: int) -> bool:
+    """Whether a process that was sent SIGKILL gets to be dead. A dying process closes
+    its files (which ends our reading) a moment before the kernel marks it dead."""
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not alive(pid)
 
 
 def test_the_module_gets_the_contract_environment(project: Project) -> None:
@@ -158,7 +168,7 @@ def test_a_timeout_stops_the_module_and_its_grandchild(project: Project) -> None
     assert outcome.timed_out
     assert outcome.exit_code == -signal.SIGTERM
     assert outcome.describe() == "timed out"
-    assert not alive(int(pid_file.read_text()))
+    assert dies(int(pid_file.read_text()))
 
 
 def test_a_module_that_ignores_sigterm_is_killed_after_the_grace(project: Project) -> None:
@@ -218,7 +228,7 @@ def test_processes_left_behind_are_killed_and_reported(project: Project) -> None
     assert outcome.exit_code == 0
     assert outcome.stray_processes
     assert out.lines == ["leaving"]
-    assert not alive(int(pid_file.read_text()))
+    assert dies(int(pid_file.read_text()))
 
 
 def test_a_file_that_cannot_be_executed_is_a_failed_start(project: Project) -> None:

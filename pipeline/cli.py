@@ -34,8 +34,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _names(value: str) -> list[str]:
-    """`--only a b`, `--only a,b` and repeated options all work."""
-    return [name for name in value.split(",") if name.strip()]
+    """`--only a b`, `--only a,b`, `--only "a b"` and repeated options all work."""
+    return value.replace(",", " ").split()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from loguru import logger
 
 from pipeline import config as cfg
-from pipeline import execute, logs
+from pipeline import execute, github, logs
 from pipeline.codes import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -121,6 +121,7 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str]) 
     """Run the plan; write the log, the run record and (after success) the state."""
     started = datetime.now(config.tz)
     masker = logs.Masker(logs.secret_values(env, config.mask_env))
+    actions = github.Actions(env, masker)
     with Cancel() as cancel, logs.RunLog(config.tz, masker, verbose=options.verbose) as runlog:
         run_id, log_path, handle = _create_log(config, started)
         runlog.attach_file(handle)
@@ -133,7 +134,7 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str]) 
         result = RunResult(run_id, "failed", started, log_path, record_path)
         _announce(config, plan, ctx, log_path)
         try:
-            result.modules = _run_modules(plan, ctx, env, runlog, cancel)
+            result.modules = _run_modules(plan, ctx, env, runlog, cancel, actions)
             result.status = run_status(result.modules, cancel.requested)
         except Exception:
             logger.exception("the orchestrator failed unexpectedly; the run is recorded as failed")
@@ -143,15 +144,34 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str]) 
         except Exception:
             logger.exception(f"could not write the run record {result.record_path}")
             result.status = "failed"
+        commit = None
         if config.git.wanted(options.push, options.dry_run, env):
             logger.info("committing the run back (log, record, config) and pushing it")
             runlog.close_file()  # the committed log is complete; what follows is console only
-            result.push_failed = not _commit_back(config, result, env, masker)
+            commit = _commit_back(config, result, env, masker)
+            result.push_failed = commit is None
+        _tell_actions(actions, result, commit)
     return result
 
 
+def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None) -> None:
+    if not actions.enabled or not result.record:
+        return
+    actions.annotate([
+        github.Failure(r.spec.name, r.spec.critical,
+                       "interrupted" if r.last.interrupted else r.last.describe(),
+                       r.last.stderr_tail[-1] if r.last.stderr_tail else "")
+        for r in result.modules if r.status == "failed" and r.last is not None
+    ])
+    log_file = result.record["log_file"]
+    actions.summary(result.record, actions.log_link(commit, log_file))
+    actions.outputs({"status": result.status, "run_id": result.run_id, "log_file": log_file,
+                     "record_file": log_file.removesuffix(".log") + ".json"})
+
+
 def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
-                 masker: logs.Masker) -> bool:
+                 masker: logs.Masker) -> str | None:
+    """The pushed commit, or None when committing or pushing failed (logged)."""
     from pipeline import gitsync  # GitPython is imported only when a run pushes
 
     request = gitsync.Request(
@@ -163,7 +183,7 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
         pushed = gitsync.commit_and_push(request, masker)
     except gitsync.PushError as exc:
         logger.error(masker(str(exc)))
-        return False
+        return None
     if pushed.renamed_to:
         logger.warning(f"a concurrent run had taken run id {result.run_id}: this run was "
                        f"committed as {pushed.renamed_to}")
@@ -172,7 +192,7 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
                        "stand in the way; run `git pull --rebase` to catch up")
     logger.info(f"pushed {pushed.commit[:7]} to {pushed.target} ({pushed.branch}) "
                 f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}")
-    return True
+    return pushed.commit
 
 
 def renamed_record(content: bytes, run_id: str, log_file: str) -> bytes:
@@ -200,7 +220,8 @@ def _announce(config: Config, plan: Plan, ctx: RunContext, log_path: Path) -> No
 
 
 def _run_modules(
-    plan: Plan, ctx: RunContext, env: Mapping[str, str], runlog: logs.RunLog, cancel: Cancel
+    plan: Plan, ctx: RunContext, env: Mapping[str, str], runlog: logs.RunLog, cancel: Cancel,
+    actions: github.Actions,
 ) -> list[ModuleResult]:
     results: list[ModuleResult] = []
     stopped = False
@@ -208,9 +229,14 @@ def _run_modules(
         if stopped or cancel.requested:
             results.append(ModuleResult(spec, "not_run"))
             continue
-        logger.bind(module=spec.name).info(f"[{position}/{len(plan.modules)}] starting {spec.rel}")
-        result = _run_one(spec, ctx, env, runlog, cancel)
-        _report(result)
+        where = f"[{position}/{len(plan.modules)}]"
+        actions.start_group(f"{where} {spec.name}")
+        try:
+            logger.bind(module=spec.name).info(f"{where} starting {spec.rel}")
+            result = _run_one(spec, ctx, env, runlog, cancel)
+            _report(result)
+        finally:
+            actions.end_group()
         results.append(result)
         stopped = result.status == "failed" and spec.critical
     return results

@@ -14,6 +14,9 @@ from pipeline import plan as planning
 from pipeline.codes import EXIT_OK, EXIT_USAGE, FatalError
 
 EXAMPLES = """\
+exit codes: 0 success or partial, 1 failed, 2 bad usage or configuration,
+            3 run finished but not pushed, 130 interrupted
+
 examples:
   python orchestrator.py                       run the whole pipeline
   python orchestrator.py --list                show the plan, run nothing
@@ -21,9 +24,6 @@ examples:
   python orchestrator.py --from 2 --skip 0     start at module 2, leave module 0 out
   python orchestrator.py --resume              start where the newest run failed
   python orchestrator.py --dry-run --no-push   rehearse: no state, no commit
-
-exit codes: 0 success or partial, 1 failed, 2 bad usage or configuration,
-            3 run finished but not pushed, 130 interrupted
 """
 
 

@@ -89,9 +89,9 @@ class _Git:
         return self.repo.git.execute(
             ["git", *args], env=env,
             kill_after_timeout=NETWORK_TIMEOUT_SECONDS if network else None,
-            # A cancelled workflow signals our process group; a push under way
-            # must not die with it: the log of that run matters most.
-            start_new_session=network,
+            # A cancelled workflow may signal our whole process group; the commit
+            # and push of that run must not die with it: its log matters most.
+            start_new_session=True,
         )
 
     def error(self, exc: GitCommandError) -> str:

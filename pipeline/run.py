@@ -184,6 +184,9 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
     except gitsync.PushError as exc:
         logger.error(masker(str(exc)))
         return None
+    except Exception:
+        logger.exception("committing the run back failed unexpectedly; its files are on disk")
+        return None
     if pushed.renamed_to:
         logger.warning(f"a concurrent run had taken run id {result.run_id}: this run was "
                        f"committed as {pushed.renamed_to}")

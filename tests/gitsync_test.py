@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -288,11 +287,18 @@ def all_bytes_under(folder: Path) -> bytes:
     return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
 
 
-def test_token_push_over_http_never_leaks_the_token(remote: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def http_remote(remote: Path, tmp_path: Path) -> Path:
+    """The remote, moved to where the HTTP server serves it as owner/remote, pushable."""
     (tmp_path / "owner").mkdir()
-    os.rename(remote, tmp_path / "owner" / "remote.git")
     bare = tmp_path / "owner" / "remote.git"
+    os.rename(remote, bare)
     git(bare, "config", "http.receivepack", "true")
+    return bare
+
+
+def test_token_push_over_http_never_leaks_the_token(http_remote: Path, tmp_path: Path) -> None:
+    bare = http_remote
     project = clone(bare, "work clone")
     project.module("1.a.py", "import os; print('token is', os.environ['GITHUB_TOKEN'])\n")
     with git_http_server(tmp_path, TOKEN) as server:
@@ -309,12 +315,8 @@ def test_token_push_over_http_never_leaks_the_token(remote: Path, tmp_path: Path
     assert "| 1.a | token is ***" in project.log_text()
 
 
-def test_a_wrong_token_exits_3_with_a_clear_line(remote: Path, tmp_path: Path) -> None:
-    (tmp_path / "owner").mkdir()
-    os.rename(remote, tmp_path / "owner" / "remote.git")
-    bare = tmp_path / "owner" / "remote.git"
-    git(bare, "config", "http.receivepack", "true")
-    project = clone(bare, "work clone")
+def test_a_wrong_token_exits_3_with_a_clear_line(http_remote: Path, tmp_path: Path) -> None:
+    project = clone(http_remote, "work clone")
     wrong = "ghs_WrongToken0987654321"
     with git_http_server(tmp_path, TOKEN) as server:
         result = project.run(env=token_env(server.url, wrong))
@@ -348,6 +350,3 @@ def test_renamed_record_rewrites_its_id_and_log() -> None:
     assert out == {"run_id": "20261123_06h00_2", "log_file": "x/workflow_20261123_06h00_2.log",
                    "status": "success"}
 
-
-def test_sys_executable_is_used() -> None:
-    assert Path(sys.executable).exists()

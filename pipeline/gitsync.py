@@ -10,6 +10,7 @@ nothing is ever force-pushed.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import random
@@ -264,7 +265,7 @@ def _push_with_retries(git: _Git, repo: Repo, req: Request, top: Path, ours: str
         rejected = _push(git, commit, branch, target)
         if not rejected:
             updated = commit == ours or _update_checkout(git, ours, commit,
-                                                         _changed_paths(git, base, ours))
+                                                         list(_changes(git, base, ours)))
             return Pushed(commit, branch, target, attempt, renamed, updated)
         if attempt > req.settings.push_retries:
             break
@@ -275,10 +276,6 @@ def _push_with_retries(git: _Git, repo: Repo, req: Request, top: Path, ours: str
         f"push to {target} ({branch}) still rejected after {req.settings.push_retries} retries: "
         f"the branch keeps moving; the run's commit {ours[:7]} is on the local branch "
         f"(push it with `git pull --rebase && git push`)")
-
-
-def _changed_paths(git: _Git, base: str | None, commit: str) -> list[str]:
-    return list(_changes(git, base, commit))
 
 
 def _backoff(attempt: int) -> float:
@@ -420,18 +417,18 @@ def _rename_run(git: _Git, req: Request, top: Path, ours: str, remote: str
                 ) -> tuple[str, dict[str, Change]]:
     """A concurrent run pushed the same run id first: ours takes the next free one."""
     log_rel, record_rel = _rel(req.log, top), _rel(req.record, top)
-    taken = set(git("ls-tree", "--name-only", remote, "--", f"{Path(log_rel).parent}/").split("\n"))
-    stub = req.run_id.split("_")[0] + "_" + req.run_id.split("_")[1]
-    n = 2
-    while True:
-        run_id = f"{stub}_{n}"
-        new_log = str(Path(log_rel).with_name(f"workflow_{run_id}.log").as_posix())
-        new_record = str(Path(record_rel).with_name(f"workflow_{run_id}.json").as_posix())
-        on_disk = (top / new_log).exists() or (top / new_record).exists()
-        if new_log not in taken and new_record not in taken and not on_disk:
-            break
-        n += 1
-    log_in_record = Path(req.log).resolve().relative_to(req.root.resolve()).with_name(
+    folder = Path(log_rel).parent
+    taken = set(git("ls-tree", "--name-only", remote, "--", f"{folder}/").split("\n"))
+    stub = "_".join(req.run_id.split("_")[:2])  # without any _N it already had
+
+    def free(run_id: str) -> bool:
+        names = [(folder / f"workflow_{run_id}{ext}").as_posix() for ext in (".log", ".json")]
+        return not any(name in taken or (top / name).exists() for name in names)
+
+    run_id = next(f"{stub}_{n}" for n in itertools.count(2) if free(f"{stub}_{n}"))
+    new_log = (folder / f"workflow_{run_id}.log").as_posix()
+    new_record = (folder / f"workflow_{run_id}.json").as_posix()
+    log_in_record = req.log.parent.resolve().relative_to(req.root.resolve()).joinpath(
         f"workflow_{run_id}.log").as_posix()
     record = req.rename_record(_show(git, ours, record_rel), run_id, log_in_record)
     log_blob = git("rev-parse", f"{ours}:{log_rel}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import Path
 
 from pipeline import config as cfg
@@ -144,7 +145,7 @@ def _read_record(path: Path) -> dict | None:
 def _sortable(started: object) -> str:
     """Starts compare as UTC instants, whatever offset each record was written with."""
     try:
-        return cfg.parse_timestamp(str(started)).astimezone(cfg.timezone.utc).isoformat()
+        return cfg.parse_timestamp(str(started)).astimezone(timezone.utc).isoformat()
     except ValueError:
         return ""
 

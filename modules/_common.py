@@ -1,37 +1,143 @@
 """Helpers shared by the shipped modules (discovery ignores names starting with `_`).
 
 A module learns everything from its environment (see README.md, "Writing a
-module"): where the config is, where logs and data go, and whether this is a
-dry run or a forced one.
+module"): where the config is, where logs and data go, when this run started,
+when the last good one did, and whether this is a dry run or a forced one.
+Wrap a module's `main` in `common.run(main)`: a bad setting becomes one line on
+stderr and exit 2, and SIGTERM (a timeout or a cancel) unwinds `finally`
+blocks, so temporary files are removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
+import signal
+import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 SKIP = 10  # exit code: skipped, conditions not met
+FAILED = 1  # exit code: the work failed
+BAD_SETTINGS = 2  # exit code: the module's settings are wrong
+
+
+class SettingsError(Exception):
+    """A setting or environment variable is wrong; the message names it."""
+
+
+def run(main: Callable[[], int]) -> NoReturn:
+    """Run a module's `main` and exit with its code."""
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        code = main()
+    except SettingsError as exc:
+        print(f"{os.environ.get('PIPELINE_MODULE', Path(sys.argv[0]).stem)}: {exc}",
+              file=sys.stderr)
+        code = BAD_SETTINGS
+    sys.exit(code)
+
+
+def _terminated(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
+def variable(name: str) -> str:
+    try:
+        return os.environ[name]
+    except KeyError:
+        raise SettingsError(f"{name} is not set: run modules through orchestrator.py") from None
+
+
+def config_path() -> Path:
+    return Path(variable("PIPELINE_CONFIG"))
 
 
 def settings() -> dict[str, Any]:
     """The whole config file; a module reads its own keys from it."""
-    return json.loads(Path(os.environ["PIPELINE_CONFIG"]).read_text(encoding="utf-8"))
+    return json.loads(config_path().read_text(encoding="utf-8"))
+
+
+def section(name: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """A module's own object in the config, its keys checked against `defaults`.
+
+    A key of the wrong type, or one `defaults` does not know (a typo), is an error.
+    """
+    value = settings().get(name, {})
+    if not isinstance(value, dict):
+        raise SettingsError(f"{config_path().name}: {name}: must be an object")
+    merged = dict(defaults)
+    for key, given in value.items():
+        if key not in defaults:
+            raise SettingsError(f"{config_path().name}: {name}.{key}: unknown key "
+                                f"(known: {', '.join(defaults)})")
+        merged[key] = checked(f"{name}.{key}", given, defaults[key])
+    return merged
+
+
+def checked(where: str, value: Any, default: Any) -> Any:
+    """`value`, if it has the type of `default`; numbers must be finite and not negative."""
+    if isinstance(default, (bool, str, list, dict)):
+        ok, kind = type(value) is type(default), KINDS[type(default)]
+    else:
+        wanted = (int,) if isinstance(default, int) else (int, float)
+        ok = type(value) in wanted and math.isfinite(value) and value >= 0
+        kind = "a whole number, 0 or more" if wanted == (int,) else "a number, 0 or more"
+    if not ok:
+        raise SettingsError(f"{config_path().name}: {where}: must be {kind} (got {value!r})")
+    return value
+
+
+KINDS = {bool: "true or false", str: "a string", list: "a list", dict: "an object"}
 
 
 def project_root() -> Path:
-    return Path(os.environ["PIPELINE_CONFIG"]).parent
+    return config_path().parent
 
 
 def log_dir() -> Path:
-    return Path(os.environ["PIPELINE_LOG_DIR"])
+    return Path(variable("PIPELINE_LOG_DIR"))
 
 
 def data_dir() -> Path:
     return log_dir() / "data"
+
+
+def run_id() -> str:
+    return variable("PIPELINE_RUN_ID")
+
+
+def run_started() -> datetime:
+    return _timestamp("PIPELINE_RUN_STARTED", variable("PIPELINE_RUN_STARTED"))
+
+
+def last_run_date() -> datetime | None:
+    """When the last good run started, or None before the first one."""
+    text = os.environ.get("PIPELINE_LAST_RUN_DATE", "")
+    return _timestamp("PIPELINE_LAST_RUN_DATE", text) if text else None
+
+
+def _timestamp(name: str, text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(f"{name}: not an ISO 8601 time (got {text!r})") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def zone() -> tzinfo:
+    """The config's `timezone`, in which run ids are written (UTC if unknown)."""
+    try:
+        return ZoneInfo(settings().get("timezone", "UTC"))
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return timezone.utc
 
 
 def dry_run() -> bool:
@@ -50,20 +156,42 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temporary file beside the target, fsync, rename: never a half file."""
+def temporary_beside(path: Path) -> Path:
+    """A new empty file in `path`'s folder, hidden, to be renamed onto `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    return Path(name)
+
+
+def commit_file(tmp: Path, path: Path) -> None:
+    """fsync `tmp`, rename it onto `path`, fsync the folder: all or nothing."""
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """Write `path` through a temporary file: never a half file under its name."""
+    tmp = temporary_beside(path)
+    try:
+        with open(tmp, "wb") as handle:
+            yield handle
+        commit_file(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    with atomic_writer(path) as handle:
+        handle.write(data)
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -71,7 +199,27 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def read_json(path: Path, default: Any) -> Any:
+    """A JSON state file, or `default` if there is none; a broken one is an error."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return default
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: not valid JSON ({exc}); "
+                            "move it away to start afresh") from None
+
+
+def counted(count: int, noun: str) -> str:
+    """(1, "row") -> "1 row"; (1461, "row") -> "1,461 rows"."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def size_text(count: int) -> str:
+    """1536 -> "1.5 KiB"."""
+    if count < 1024:
+        return f"{count} bytes"
+    for unit in ("KiB", "MiB", "GiB"):
+        count /= 1024
+        if count < 1024 or unit == "GiB":
+            return f"{count:.1f} {unit}"
+    raise AssertionError("unreachable")

@@ -111,3 +111,50 @@ OK = "import sys\nsys.exit(0)\n"
 
 def fail(code: int = 3, message: str = "boom") -> str:
     return f"import sys\nprint({message!r}, file=sys.stderr)\nsys.exit({code})\n"
+
+
+# The shipped modules, run on their own with the environment the orchestrator gives.
+SHIPPED = REPO / "modules"
+RUN_ID = "20261123_06h00"
+STARTED = "2026-11-23T06:00:00+00:00"
+
+
+def stage_command(project: Project, name: str) -> list[str]:
+    for file in ("_common.py", name):
+        (project.root / "modules" / file).write_bytes((SHIPPED / file).read_bytes())
+    return [sys.executable, str(project.root / "modules" / name)]
+
+
+def stage_env(project: Project, name: str, *, dry_run: bool = False, force: bool = False,
+              last_run: str = "", run_id: str = RUN_ID, started: str = STARTED,
+              **extra: str) -> dict[str, str]:
+    return dict(
+        os.environ, PIPELINE_RUN_ID=run_id, PIPELINE_CONFIG=str(project.config_path),
+        PIPELINE_LOG_DIR=str(project.log_dir), PIPELINE_MODULE=Path(name).stem,
+        PIPELINE_LAST_RUN_DATE=last_run, PIPELINE_RUN_STARTED=started,
+        PIPELINE_DRY_RUN="1" if dry_run else "0", PIPELINE_FORCE="1" if force else "0",
+        no_proxy="127.0.0.1", NO_PROXY="127.0.0.1", **extra)
+
+
+def run_stage(project: Project, name: str, **options: Any) -> subprocess.CompletedProcess[str]:
+    """Run a shipped module (copied into `project`) as the orchestrator would."""
+    return subprocess.run(stage_command(project, name), cwd=project.root,
+                          env=stage_env(project, name, **options), capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def load_stage(name: str) -> Any:
+    """Import a shipped module, to test its functions one by one."""
+    import importlib.util
+
+    sys.path.insert(0, str(SHIPPED))
+    try:
+        key = "shipped_" + Path(name).stem.split(".", 1)[1]
+        spec = importlib.util.spec_from_file_location(key, SHIPPED / name)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(SHIPPED))

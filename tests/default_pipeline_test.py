@@ -46,7 +46,50 @@ def test_the_default_pipeline_runs_then_skips(tmp_path: Path) -> None:
     assert (data / "seattle-weather.clean.csv").read_text().startswith(
         "date,precipitation,temp_max,temp_min,wind,weather\n2012-01-01,")
     assert "last_run_date" in json.loads((root / "config.json").read_text())
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["seattle-weather"]["bytes"] == 47838
+    summary = json.loads((data / "seattle-weather.summary.json").read_text())
+    assert (summary["rows_in"], summary["rows_out"], summary["rows_rejected"]) == (1461, 1461, 0)
+    assert not (data / "quarantine").exists()
 
     second = run(root)
     assert second.returncode == 0, second.stdout + second.stderr
     assert [m["status"] for m in latest_record(root)["modules"]] == ["skipped"] * 3
+
+
+def test_a_dry_run_of_a_fresh_clone_writes_no_data(tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path)
+    result = subprocess.run([sys.executable, "orchestrator.py", "--no-push", "--dry-run"],
+                            cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "seattle-weather: would download: never downloaded" in result.stdout
+    assert [m["status"] for m in latest_record(root)["modules"]] == [
+        "success", "skipped", "skipped"]
+    assert not (root / "data and logs" / "data").exists()
+    assert "last_run_date" not in json.loads((root / "config.json").read_text())
+
+
+def test_force_runs_retrieval_and_transform_again(tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path)
+    assert run(root).returncode == 0
+    forced = subprocess.run([sys.executable, "orchestrator.py", "--no-push", "--force"],
+                            cwd=root, capture_output=True, text=True, timeout=120)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert [m["status"] for m in latest_record(root)["modules"]] == [
+        "success", "success", "skipped"]
+
+
+def test_a_bad_source_fails_the_run_and_says_why(tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path)
+    config = json.loads((root / "config.json").read_text())
+    config["sources"][0]["url"] = "sample_data/no-such-file.csv"
+    (root / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+    result = run(root)
+    assert result.returncode == 1
+    assert [m["status"] for m in latest_record(root)["modules"]] == [
+        "failed", "not_run", "not_run"]
+    log = next((root / "data and logs").glob("workflow_*.log")).read_text()
+    assert "ERROR    | 1.file_retrieval | " in log
+    assert "seattle-weather: failed: no such file: " in log
+    assert "last_run_date" not in json.loads((root / "config.json").read_text())

@@ -211,16 +211,18 @@ class Probe:
 
 
 def probe_http(source: Source) -> Probe | None:
-    """HEAD; None when the server does not answer HEAD (405, 501)."""
+    """One HEAD; None if it fails in any way, and the GET will tell.
+
+    Servers refuse HEAD for reasons of their own (405; 403 from a URL signed
+    for GET only), so a HEAD that fails is no verdict on the source.
+    """
     try:
         with open_url(source, "HEAD", {}) as response:
             return Probe(etag=response.headers.get("ETag"),
                          last_modified=response.headers.get("Last-Modified"),
                          length=content_length(response))
-    except urllib.error.HTTPError as exc:
-        if exc.code in (405, 501):
-            return None
-        raise
+    except (urllib.error.HTTPError, Transient):
+        return None
 
 
 def probe_file(path: Path) -> Probe:
@@ -322,10 +324,6 @@ def with_retries(source: Source, action: Any) -> Any:
     raise AssertionError("unreachable")
 
 
-def http_error(source: Source, exc: urllib.error.HTTPError) -> Failed:
-    return Failed(f"HTTP {exc.code} {exc.reason} from {source.shown}")
-
-
 @dataclass
 class Download:
     """A payload in a temporary file, with what the server said about it."""
@@ -350,7 +348,7 @@ def get(source: Source, known: dict[str, Any], tmp: Path) -> Download | None:
     except urllib.error.HTTPError as exc:
         if exc.code == 304 and conditional:
             return None
-        raise http_error(source, exc) from None
+        raise Failed(f"HTTP {exc.code} {exc.reason} from {source.shown}") from None
     with response:
         expected = content_length(response)
         if expected is not None and expected > source.max_bytes:
@@ -643,10 +641,12 @@ class Result:
 
 def retrieve(source: Source, manifest: dict[str, Any], folder: Path) -> Result:
     known = {} if common.force() else current_entry(source, manifest, folder)
-    if source.remote:
-        probe = with_retries(source, lambda: probe_http_or_fail(source))
-    else:
+    if not source.remote:
         probe = probe_file(source.local_path())
+    elif known or common.dry_run():
+        probe = probe_http(source)
+    else:
+        probe = None  # nothing to compare with: the GET needs no HEAD before it
     if known and (why := unchanged_by_probe(known, probe)):
         return Result("up to date", why)
     if common.dry_run():
@@ -658,13 +658,6 @@ def retrieve(source: Source, manifest: dict[str, Any], folder: Path) -> Result:
         tmp.unlink(missing_ok=True)
 
 
-def probe_http_or_fail(source: Source) -> Probe | None:
-    try:
-        return probe_http(source)
-    except urllib.error.HTTPError as exc:
-        raise http_error(source, exc) from None
-
-
 def would_download_because(source: Source, manifest: dict[str, Any], known: dict[str, Any],
                            probe: Probe | None) -> str:
     if common.force():
@@ -674,7 +667,7 @@ def would_download_because(source: Source, manifest: dict[str, Any], known: dict
     if not known:
         return "the copy here is missing or changed, or the source moved"
     if probe is None:
-        return "the server does not answer HEAD; a conditional GET would tell"
+        return "HEAD failed or is not answered; a conditional GET would tell"
     return f"changed: {probe.describe()}"
 
 

@@ -196,6 +196,19 @@ def test_a_conditional_get_sends_if_modified_since(project: Project, server: Fil
     assert server.requests[-1][2]["if-modified-since"] == monday
 
 
+def test_a_head_refused_is_no_verdict(project: Project, server: FileServer) -> None:
+    # A URL signed for GET only answers HEAD with 403; the GET still works.
+    server.routes["/w.csv"] = Script([Reply(200, CSV, {"ETag": '"v1"'})], head=Reply(403))
+    configure(project, {"id": "weather", "url": server.url("/w.csv"), "format": "csv"})
+    assert retrieve(project).returncode == 0
+    assert server.methods("/w.csv") == ["GET"]  # nothing to compare with: no HEAD
+
+    again = retrieve(project)
+    assert again.returncode == 10, again.stderr
+    assert "up to date: content unchanged" in again.stdout
+    assert server.methods("/w.csv") == ["GET", "HEAD", "GET"]
+
+
 def test_a_new_etag_on_the_same_bytes_keeps_the_file(project: Project, server: FileServer) -> None:
     server.routes["/w.csv"] = Resource(CSV, etag='"v1"')
     configure(project, {"id": "weather", "url": server.url("/w.csv"), "format": "csv"})
@@ -266,8 +279,8 @@ def test_5xx_that_persists_fails_after_its_retries(project: Project, server: Fil
     result = retrieve(project)
     assert result.returncode == 1
     assert "weather: failed: HTTP 502 Bad Gateway (after 3 attempts)" in result.stderr
-    assert len(server.methods("/w.csv")) == 3
-    assert not project.log_dir.exists()
+    assert server.methods("/w.csv") == ["GET"] * 3
+    assert list(data(project).iterdir()) == []
 
 
 def test_a_404_fails_at_once_without_retries(project: Project, server: FileServer) -> None:

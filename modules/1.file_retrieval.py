@@ -171,8 +171,11 @@ def read_source(where: str, entry: Any, defaults: dict[str, Any]) -> Source:
         codecs.lookup(encoding)
     except (LookupError, TypeError):
         raise bad("encoding", f"not an encoding Python knows (got {encoding!r})") from None
+    options = {**defaults, **options}
+    if options["timeout_seconds"] <= 0:
+        raise bad("timeout_seconds", "must be more than 0 (here or in retrieval)")
     return Source(id=entry["id"], url=entry["url"], format=entry["format"], file=file,
-                  headers=headers, encoding=encoding, **{**defaults, **options})
+                  headers=headers, encoding=encoding, **options)
 
 
 def expand(text: str, encode: Any) -> str:
@@ -647,7 +650,7 @@ def retrieve(source: Source, manifest: dict[str, Any], folder: Path) -> Result:
         probe = probe_http(source)
     else:
         probe = None  # nothing to compare with: the GET needs no HEAD before it
-    if known and (why := unchanged_by_probe(known, probe)):
+    if known and (why := unchanged_by_probe(known, probe) or same_file(source, known, probe)):
         return Result("up to date", why)
     if common.dry_run():
         return Result("would download", would_download_because(source, manifest, known, probe))
@@ -656,6 +659,14 @@ def retrieve(source: Source, manifest: dict[str, Any], folder: Path) -> Result:
         return fetch(source, known, probe, tmp, folder)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def same_file(source: Source, known: dict[str, Any], probe: Probe | None) -> str | None:
+    """A local source touched (a fresh checkout) but with the recorded bytes."""
+    if source.remote or probe is None or probe.length != known.get("bytes"):
+        return None
+    same = common.sha256_of(source.local_path()) == known.get("sha256")
+    return "content unchanged" if same else None
 
 
 def would_download_because(source: Source, manifest: dict[str, Any], known: dict[str, Any],
@@ -679,13 +690,11 @@ def fetch(source: Source, known: dict[str, Any], probe: Probe | None, tmp: Path,
             return Result("up to date", "304 Not Modified")
     else:
         download = copy_file(source, source.local_path(), tmp)
-    if known and download.sha256 == known.get("sha256") and source.remote:
+    if known and download.sha256 == known.get("sha256"):
         # Same bytes under new validators: keep the file, remember the validators.
         renewed = {**known, "etag": download.etag, "last_modified": download.last_modified}
         renewed = {key: value for key, value in renewed.items() if value is not None}
         return Result("up to date", "content unchanged", renewed if renewed != known else None)
-    if known and download.sha256 == known.get("sha256"):
-        return Result("up to date", "content unchanged")
     try:
         described = validate(tmp, source)
     except Invalid as exc:
@@ -739,10 +748,13 @@ def main() -> int:
     if not sources:
         print("no sources in the config: nothing to retrieve")
         return common.SKIP
-    results = {source.id: one(source, manifest, folder) for source in sources}
-    changed = {sid: r.entry for sid, r in results.items() if r.entry is not None}
-    if changed and not common.dry_run():
-        common.write_json(manifest_path, {**manifest, **changed})
+    results = {}
+    for source in sources:
+        results[source.id] = result = one(source, manifest, folder)
+        if result.entry is not None:
+            # Recorded as soon as it is in place: a timeout later loses nothing.
+            manifest = {**manifest, source.id: result.entry}
+            common.write_json(manifest_path, manifest)
     counts = {status: sum(r.status == status for r in results.values())
               for status in ("downloaded", "would download", "up to date", "failed")}
     print(", ".join(f"{n} {status}" for status, n in counts.items() if n))
@@ -758,8 +770,8 @@ def one(source: Source, manifest: dict[str, Any], folder: Path) -> Result:
         print(f"{source.id}: failed: {exc}", file=sys.stderr)
         return Result("failed", str(exc))
     except OSError as exc:
-        print(f"{source.id}: failed: {exc.strerror or exc}: {exc.filename or ''}",
-              file=sys.stderr)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"{source.id}: failed: {exc.strerror or exc}{where}", file=sys.stderr)
         return Result("failed", str(exc))
     print(f"{source.id}: {result.status}: {result.detail}")
     return result

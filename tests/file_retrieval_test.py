@@ -373,6 +373,23 @@ def test_sigterm_mid_download_leaves_no_temporary_file(
     assert not (data(project) / "weather.csv").exists()
 
 
+def test_a_download_is_recorded_before_the_next_source_starts(
+        project: Project, server: FileServer) -> None:
+    server.routes["/a.csv"] = Resource(CSV, etag='"a"')
+    server.routes["/b.csv"] = Script([Reply(stall=True)])
+    configure(project, {"id": "a", "url": server.url("/a.csv"), "format": "csv"},
+              {"id": "b", "url": server.url("/b.csv"), "format": "csv"})
+    process = subprocess.Popen(stage_command(project, NAME), cwd=project.root,
+                               env=stage_env(project, NAME), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert server.stalled.wait(30)
+    process.send_signal(signal.SIGTERM)  # a timeout or a cancel, while b downloads
+    assert process.wait(30) == 128 + signal.SIGTERM
+    assert list(manifest(project)) == ["a"]
+    assert (data(project) / "a.csv").read_bytes() == CSV
+    assert leftovers(project) == []
+
+
 # ---------------------------------------------------------------- validation gate
 
 @pytest.mark.parametrize(("path", "body", "fmt", "reason"), [
@@ -516,6 +533,8 @@ def test_an_unset_placeholder_fails_that_source(project: Project, server: FileSe
      "sources[0].fromat: unknown key"),
     ([{"id": "w", "url": "a.csv", "format": "csv", "timeout_seconds": -1}],
      "sources[0].timeout_seconds: must be a number, 0 or more (got -1)"),
+    ([{"id": "w", "url": "a.csv", "format": "csv", "timeout_seconds": 0}],
+     "sources[0].timeout_seconds: must be more than 0 (here or in retrieval)"),
     ([{"id": "w", "url": "a.csv", "format": "csv", "encoding": "klingon"}],
      "sources[0].encoding: not an encoding Python knows"),
     ([{"id": "w", "url": "a.csv", "format": "csv"}, {"id": "w", "url": "b.csv", "format": "csv"}],

@@ -364,35 +364,35 @@ def get(source: Source, known: dict[str, Any], tmp: Path) -> Download | None:
 
 
 def stream(source: Source, response: Any, tmp: Path, expected: int | None) -> tuple[str, int]:
-    """Copy the body to `tmp`, hashing it; a short body raises Transient."""
-    digest, size = hashlib.sha256(), 0
+    """Copy the body to `tmp`, hashing it; a short or broken body raises Transient."""
     try:
-        with open(tmp, "wb") as out:
-            while block := response.read(CHUNK):
-                size += len(block)
-                if size > source.max_bytes:
-                    raise Failed(f"body is over max_bytes ({common.size_text(source.max_bytes)})")
-                digest.update(block)
-                out.write(block)
+        digest, size = copy_hashed(response.read, tmp, source.max_bytes, "body")
     except TimeoutError:
         raise Transient(f"the body stalled for {source.timeout_seconds:g} s") from None
     except (ConnectionError, http.client.HTTPException) as exc:
-        raise Transient(f"the connection broke after {size} bytes: {exc!r}") from None
+        raise Transient(f"the connection broke during the body: {exc!r}") from None
     if expected is not None and size != expected:
         raise Transient(f"the body ended after {size} of {expected} bytes")
-    return digest.hexdigest(), size
+    return digest, size
 
 
 def copy_file(source: Source, path: Path, tmp: Path) -> Download:
+    with open(path, "rb") as src:
+        digest, size = copy_hashed(src.read, tmp, source.max_bytes, "file")
+    return Download(tmp, digest, size)
+
+
+def copy_hashed(read: Any, tmp: Path, limit: int, what: str) -> tuple[str, int]:
+    """Copy blocks from `read` into `tmp`: (sha256, size); Failed past `limit` bytes."""
     digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as src, open(tmp, "wb") as out:
-        while block := src.read(CHUNK):
+    with open(tmp, "wb") as out:
+        while block := read(CHUNK):
             size += len(block)
-            if size > source.max_bytes:
-                raise Failed(f"file is over max_bytes ({common.size_text(source.max_bytes)})")
+            if size > limit:
+                raise Failed(f"{what} is over max_bytes ({common.size_text(limit)})")
             digest.update(block)
             out.write(block)
-    return Download(tmp, digest.hexdigest(), size)
+    return digest.hexdigest(), size
 
 
 # ---------------------------------------------------------------- validation

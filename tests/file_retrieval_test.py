@@ -346,6 +346,34 @@ def test_a_body_over_max_bytes_is_refused(project: Project, server: FileServer) 
     assert leftovers(project) == [] and not (data(project) / "weather.csv").exists()
 
 
+def test_a_body_of_unknown_length_is_cut_at_max_bytes(project: Project,
+                                                      server: FileServer) -> None:
+    server.routes["/w.csv"] = Script([Reply(200, CSV * 100, no_length=True)])
+    configure(project, {"id": "weather", "url": server.url("/w.csv"), "format": "csv",
+                        "max_bytes": 1000})
+    result = retrieve(project)
+    assert result.returncode == 1
+    assert "weather: failed: body is over max_bytes (1000 bytes)" in result.stderr
+    assert leftovers(project) == [] and not (data(project) / "weather.csv").exists()
+
+
+def test_a_body_of_unknown_length_is_read_to_its_end(project: Project,
+                                                     server: FileServer) -> None:
+    server.routes["/w.csv"] = Script([Reply(200, CSV, no_length=True)])
+    configure(project, {"id": "weather", "url": server.url("/w.csv"), "format": "csv"})
+    assert retrieve(project).returncode == 0
+    assert (data(project) / "weather.csv").read_bytes() == CSV
+
+
+def test_a_local_file_over_max_bytes_is_refused(project: Project) -> None:
+    (project.root / "in.csv").write_bytes(CSV)
+    configure(project, {"id": "weather", "url": "in.csv", "format": "csv", "max_bytes": 10})
+    result = retrieve(project)
+    assert result.returncode == 1
+    assert "weather: failed: file is over max_bytes (10 bytes)" in result.stderr
+    assert leftovers(project) == []
+
+
 def test_a_refused_connection_fails_cleanly(project: Project, server: FileServer) -> None:
     url = server.url("/w.csv")
     server.close()

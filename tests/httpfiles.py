@@ -20,6 +20,7 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     length: int | None = None  # the Content-Length to claim; default len(body)
+    no_length: bool = False  # send no Content-Length: the body ends when the connection does
     stall: bool = False  # send nothing until the test ends (a server that hangs)
     stall_after_body: bool = False  # send headers and body, then hang
 
@@ -104,7 +105,7 @@ class FileServer:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                if reply.status != 304:
+                if reply.status != 304 and not reply.no_length:
                     length = len(reply.body) if reply.length is None else reply.length
                     self.send_header("Content-Length", str(length))
                 self.end_headers()

@@ -62,7 +62,10 @@ def config_path() -> Path:
 
 def settings() -> dict[str, Any]:
     """The whole config file; a module reads its own keys from it."""
-    return json.loads(config_path().read_text(encoding="utf-8"))
+    try:
+        return json.loads(config_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"{config_path()}: cannot read it: {exc}") from None
 
 
 def section(name: str, defaults: dict[str, Any]) -> dict[str, Any]:

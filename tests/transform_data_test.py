@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO, Project, run_stage
+from conftest import REPO, Project, run_stage, stage_command
 
 NAME = "2.transform_data.py"
 HEADER = "date,precipitation,temp_max,temp_min,wind,weather\n"
@@ -215,3 +215,13 @@ def test_a_bad_setting_is_one_line_and_exit_2(project: Project) -> None:
     assert result.stderr.strip() == ("2.transform_data: config.json: "
                                      "transform.max_rejected_fraction: must be a number, "
                                      "0 or more (got '5%')")
+
+
+def test_run_by_hand_without_the_orchestrator_it_says_so(project: Project) -> None:
+    project.config({})
+    command = stage_command(project, NAME)
+    result = subprocess.run(command, cwd=project.root, capture_output=True, text=True,
+                            timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("2.transform_data: PIPELINE_CONFIG is not set: "
+                                     "run modules through orchestrator.py")

@@ -2,7 +2,8 @@
 
 A module learns everything from its environment (see README.md, "Writing a
 module"): where the config is, where logs and data go, when this run started,
-when the last good one did, and whether this is a dry run or a forced one.
+and whether this is a dry run or a forced one. (PIPELINE_LAST_RUN_DATE is
+there too: 1.file_retrieval lets a URL ask for what is new since then.)
 Wrap a module's `main` in `common.run(main)`: a bad setting becomes one line on
 stderr and exit 2, and SIGTERM (a timeout or a cancel) unwinds `finally`
 blocks, so temporary files are removed.
@@ -118,20 +119,11 @@ def run_id() -> str:
 
 
 def run_started() -> datetime:
-    return _timestamp("PIPELINE_RUN_STARTED", variable("PIPELINE_RUN_STARTED"))
-
-
-def last_run_date() -> datetime | None:
-    """When the last good run started, or None before the first one."""
-    text = os.environ.get("PIPELINE_LAST_RUN_DATE", "")
-    return _timestamp("PIPELINE_LAST_RUN_DATE", text) if text else None
-
-
-def _timestamp(name: str, text: str) -> datetime:
+    text = variable("PIPELINE_RUN_STARTED")
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise SettingsError(f"{name}: not an ISO 8601 time (got {text!r})") from None
+        raise SettingsError(f"PIPELINE_RUN_STARTED: not an ISO 8601 time (got {text!r})") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 

@@ -12,6 +12,7 @@ blocks, so temporary files are removed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -61,8 +62,9 @@ def config_path() -> Path:
     return Path(variable("PIPELINE_CONFIG"))
 
 
+@functools.cache
 def settings() -> dict[str, Any]:
-    """The whole config file; a module reads its own keys from it."""
+    """The whole config file, read once; a module reads its own keys from it."""
     try:
         return json.loads(config_path().read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

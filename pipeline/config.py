@@ -13,7 +13,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any, Literal, NoReturn
@@ -21,16 +21,19 @@ from typing import Any, Literal, NoReturn
 from pipeline.codes import FatalError
 
 PushMode = Literal["auto", "always", "never"]
+CommitMode = Literal["always", "changes"]
+ConfigKind = Literal["json", "yaml"]
 
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_LOG_DIR = "data and logs"
 DEFAULT_COMMIT_MESSAGE = "pipeline: {status} run {run_id} [skip ci]"
 MODULE_KEYS = frozenset(
-    {"path", "critical", "timeout_seconds", "retries", "retry_delay_seconds", "enabled"}
+    {"path", "critical", "timeout_seconds", "retries", "retry_delay_seconds", "enabled",
+     "on_failure", "github_token", "unbuffered"}
 )
 GIT_KEYS = frozenset(
     {"push", "remote", "branch", "paths", "commit_message", "author_name",
-     "author_email", "push_retries"}
+     "author_email", "push_retries", "commit"}
 )
 # A module file name starts with a number, then ".", "_" or "-" (SPEC: discovery).
 NUMBERED = re.compile(r"^(\d+)[._-](.+)$")
@@ -49,6 +52,11 @@ class ModuleSpec:
     retries: int = 0
     retry_delay_seconds: float = 0.0
     enabled: bool = True
+    # The recovery script, run once after the module failed for good; a spec of its
+    # own named "<module>.on_failure", with the module's timeout and no retries.
+    on_failure: ModuleSpec | None = None
+    github_token: bool = False  # keep GITHUB_TOKEN and GH_TOKEN in its environment
+    unbuffered: bool = True  # PYTHONUNBUFFERED=1 unless already set
 
     @property
     def number(self) -> str | None:
@@ -71,6 +79,7 @@ class GitSettings:
     author_name: str | None = None
     author_email: str | None = None
     push_retries: int = 3
+    commit: CommitMode = "always"
 
     def wanted(self, flag: bool | None, dry_run: bool, env: Mapping[str, str]) -> bool:
         """Commit and push back? Never under --dry-run; --push/--no-push win over
@@ -82,6 +91,42 @@ class GitSettings:
         if self.push == "auto":
             return env.get("GITHUB_ACTIONS") == "true" or bool(env.get("GITHUB_TOKEN"))
         return self.push == "always"
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str  # may hold ${NAME} placeholders, filled in when sent
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Email:
+    to: tuple[str, ...]
+    sender: str
+    host: str
+    port: int = 587
+    starttls: bool = False
+    ssl: bool = False  # implicit TLS (port 465)
+    username_env: str | None = None
+    password_env: str | None = None
+    attach_log: bool = False
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One `notify` entry: where to send, for which run statuses."""
+
+    on: tuple[str, ...] = ("failed", "interrupted")
+    webhook: Webhook | None = None
+    email: Email | None = None
+
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """`${NAME}` -> the variable NAME (checked to be set when the config is loaded)."""
+    return PLACEHOLDER.sub(lambda match: env.get(match.group(1), ""), text)
 
 
 @dataclass(frozen=True)
@@ -97,6 +142,11 @@ class Config:
     mask_env: tuple[str, ...]
     git: GitSettings
     last_run_date: str | None
+    window_minutes: float | None = None
+    notify: tuple[Channel, ...] = ()
+    schedule: str | None = None  # a cron line, UTC
+    schedule_grace_minutes: float = 60.0
+    kind: ConfigKind = "json"
 
     @property
     def root(self) -> Path:
@@ -175,16 +225,38 @@ def _module(
     if "path" not in entry:
         check.fail(f"{key}.path", "is required")
     rel = check.string(entry, "path", "", nonempty=True, where=key)
-    return module_spec(
+    timeout = check.positive(entry, "timeout_seconds", default_timeout, where=key)
+    spec = module_spec(
         module_path(check.display, f"{key}.path", root, rel),
         root,
         critical=check.boolean(entry, "critical", True, where=key),
-        timeout_seconds=check.positive(entry, "timeout_seconds", default_timeout, where=key),
+        timeout_seconds=timeout,
         retries=check.count(entry, "retries", 0, where=key),
         retry_delay_seconds=check.non_negative(entry, "retry_delay_seconds", 0.0, where=key),
         enabled=check.boolean(entry, "enabled", True, where=key),
+        github_token=check.boolean(entry, "github_token", False, where=key),
+        unbuffered=check.boolean(entry, "unbuffered", True, where=key),
         display=check.display,
         key=f"{key}.path",
+    )
+    recovery = check.optional_string(entry, "on_failure", where=key)
+    if recovery is None:
+        return spec
+    if not recovery.strip():
+        check.fail(f"{key}.on_failure", "must be a non-empty path")
+    return replace(spec, on_failure=recovery_spec(check.display, f"{key}.on_failure", root,
+                                                  recovery, spec))
+
+
+def recovery_spec(display: str, key: str, root: Path, rel: str, module: ModuleSpec
+                  ) -> ModuleSpec:
+    """A module's `on_failure` script: it must exist and be runnable now, not at 06:00."""
+    path = module_path(display, key, root, rel)
+    return ModuleSpec(
+        path=path, rel=path.relative_to(root.resolve()).as_posix(),
+        name=f"{module.name}.on_failure", command=module_command(path, display, key),
+        critical=module.critical, timeout_seconds=module.timeout_seconds, retries=0,
+        github_token=module.github_token, unbuffered=module.unbuffered,
     )
 
 
@@ -261,7 +333,15 @@ def _git(check: _Checker, raw: Any) -> GitSettings:
         author_name=check.optional_string(raw, "author_name", where="git"),
         author_email=check.optional_string(raw, "author_email", where="git"),
         push_retries=check.count(raw, "push_retries", 3, where="git"),
+        commit=_commit_mode(check, raw),
     )
+
+
+def _commit_mode(check: _Checker, raw: dict[str, Any]) -> CommitMode:
+    mode = check.string(raw, "commit", "always", where="git")
+    if mode not in ("always", "changes"):
+        check.fail("git.commit", f'must be "always" or "changes" (got {mode!r})')
+    return mode  # type: ignore[return-value]  # checked against the Literal just above
 
 
 class _Checker:

@@ -1,0 +1,74 @@
+"""The run id: the one home of its shape, and of the names of a run's files.
+
+A run id is the minute the run started, in the config's time zone
+(`20261123_06h00`), with `_2`, `_3`... when that minute is taken. Its log is
+`workflow_<run id>.log` and its record `workflow_<run id>.json`, both directly
+in `log_dir`; its own folder is `runs/<run id>/`. The retention module (a
+separate program) keeps a parser of its own; a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+STUB_FORMAT = "%Y%m%d_%Hh%M"
+PREFIX = "workflow_"
+LOG_SUFFIX = ".log"
+RECORD_SUFFIX = ".json"
+RECORD_GLOB = f"{PREFIX}*{RECORD_SUFFIX}"
+RUNS_FOLDER = "runs"
+LATEST = "latest"
+# A run id: its minute, then an optional `_N` (N >= 2).
+RUN_ID = re.compile(r"^(\d{8}_\d{2}h\d{2})(?:_([1-9]\d*))?$")
+# A run's file: its log or its record.
+RUN_FILE = re.compile(
+    rf"^{PREFIX}(\d{{8}}_\d{{2}}h\d{{2}}(?:_[1-9]\d*)?)(?:{LOG_SUFFIX}|{RECORD_SUFFIX})$"
+)
+
+
+def stub(moment: datetime) -> str:
+    """The run id of a run that starts at `moment` (before any `_N`)."""
+    return moment.strftime(STUB_FORMAT)
+
+
+def with_suffix(stub_: str, n: int) -> str:
+    """The n-th run id of a minute: the stub itself for n = 1, else `<stub>_<n>`."""
+    return stub_ if n == 1 else f"{stub_}_{n}"
+
+
+def log_name(run_id: str) -> str:
+    return f"{PREFIX}{run_id}{LOG_SUFFIX}"
+
+
+def record_name(run_id: str) -> str:
+    return f"{PREFIX}{run_id}{RECORD_SUFFIX}"
+
+
+def of_file(name: str) -> str | None:
+    """The run id of a log or record file name, or None for any other name."""
+    match = RUN_FILE.match(name)
+    return match.group(1) if match else None
+
+
+def parse(run_id: str) -> tuple[datetime, int]:
+    """(the minute, as a naive local time; n): `20261123_06h00_3` -> (06:00, 3).
+
+    ValueError for anything that is not a run id.
+    """
+    match = RUN_ID.match(run_id)
+    if not match:
+        raise ValueError(f"not a run id: {run_id!r}")
+    return datetime.strptime(match.group(1), STUB_FORMAT), int(match.group(2) or 1)
+
+
+def stub_of(run_id: str) -> str:
+    """The run id without its `_N`."""
+    return parse(run_id)[0].strftime(STUB_FORMAT)
+
+
+def sort_key(run_id: str) -> tuple[str, int]:
+    """Run ids in the order they were taken (`_10` after `_9`); names sort that way
+    but for the suffix, which this key compares as a number."""
+    moment, n = parse(run_id)
+    return moment.strftime(STUB_FORMAT), n

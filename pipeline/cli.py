@@ -72,12 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _main(args)
+        if argv[:1] in (["history"], ["status"], ["init"]):
+            return _command(argv[0], argv[1:])
+        return _main(build_parser().parse_args(argv))
     except FatalError as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _command(name: str, argv: list[str]) -> int:
+    """The other commands: each imports only what it needs."""
+    if name == "init":
+        from pipeline import scaffold
+
+        return scaffold.init_main(argv)
+    from pipeline import history
+
+    return history.history_main(argv) if name == "history" else history.status_main(argv)
 
 
 def _main(args: argparse.Namespace) -> int:

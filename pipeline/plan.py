@@ -152,7 +152,9 @@ def _sortable(started: object) -> str:
 
 def resume_point(config: Config) -> tuple[str | None, str]:
     """The module that failed or was interrupted in the newest run (or None, and why)."""
-    newest = newest_record(config.log_dir)
+    from pipeline import history
+
+    newest = history.resume_record(config.log_dir)
     if newest is None:
         raise FatalError(f"--resume: no run record in {config.log_dir} to resume from")
     path, record = newest

@@ -532,9 +532,10 @@ def _farewell(result: RunResult, record: dict[str, Any]) -> None:
               ("success", "skipped", "failed", "recovered", "not_run")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     line = f"run {result.run_id} {result.status} in {record['duration_seconds']:.1f} s: {summary}"
-    failed = [m["name"] for m in modules if m["status"] in ("failed", "recovered")]
-    if failed:
-        line += f" ({'failed' if counts['failed'] else 'recovered'}: {', '.join(failed)})"
+    for status in ("failed", "recovered"):
+        names = [m["name"] for m in modules if m["status"] == status]
+        if names:
+            line += f" ({status}: {', '.join(names)})"
     if result.status == "success":
         logger.info(line)
     elif result.status == "partial":

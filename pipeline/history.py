@@ -103,7 +103,7 @@ def records_newest_first(
 
 def is_rehearsal(record: Record) -> bool:
     """A dry run or a backfill: not the pipeline's own progress."""
-    return record.get("dry_run") is True or record.get("backfill") is True
+    return bool(record.get("dry_run")) or bool(record.get("backfill"))
 
 
 def resume_record(log_dir: Path) -> tuple[Path, Record] | None:
@@ -228,8 +228,9 @@ def history_parser() -> argparse.ArgumentParser:
     parser.add_argument("-n", type=_count, default=DEFAULT_COUNT, metavar="N",
                         help=f"how many runs (default {DEFAULT_COUNT})")
     parser.add_argument("--json", action="store_true", help="one run record a line, for jq")
-    parser.add_argument("--config", default="config.json", metavar="PATH",
-                        help="the config file (default: config.json)")
+    parser.add_argument("--config", metavar="PATH",
+                        help="the config file (default: config.json, .yaml or .yml, here or "
+                             "beside orchestrator.py)")
     parser.add_argument("--module", metavar="NAME",
                         help="one module's status and duration across the runs")
     return parser
@@ -238,7 +239,7 @@ def history_parser() -> argparse.ArgumentParser:
 def history_main(argv: Sequence[str]) -> int:
     """`orchestrator.py history [-n N] [--json] [--config PATH] [--module NAME]`."""
     args = history_parser().parse_args(list(argv))
-    config = cfg.load(args.config)
+    config = cfg.load(cfg.find(args.config))
     skipped: list[Path] = []
     runs = list(itertools.islice(records_newest_first(config.log_dir, skipped), args.n))
     warn_skipped("history", skipped)
@@ -374,15 +375,16 @@ def status_parser() -> argparse.ArgumentParser:
                      description="Is the pipeline healthy? Exit 0 when ok, 1 when failing or "
                                  "late: a monitor can run it.")
     parser.add_argument("--json", action="store_true", help="the report as one JSON object")
-    parser.add_argument("--config", default="config.json", metavar="PATH",
-                        help="the config file (default: config.json)")
+    parser.add_argument("--config", metavar="PATH",
+                        help="the config file (default: config.json, .yaml or .yml, here or "
+                             "beside orchestrator.py)")
     return parser
 
 
 def status_main(argv: Sequence[str]) -> int:
     """`orchestrator.py status [--json] [--config PATH]`."""
     args = status_parser().parse_args(list(argv))
-    config = cfg.load(args.config)
+    config = cfg.load(cfg.find(args.config))
     report = status_report(config, datetime.now(timezone.utc))
     emit([json.dumps(report, ensure_ascii=False)] if args.json
          else status_lines(report, terminal_style()))
@@ -427,7 +429,7 @@ def _recent_runs(config: Config, skipped: list[Path]) -> dict[str, Any]:
     reading stops at the newest success. Dry runs are rehearsals: left out."""
     found: dict[str, Any] = {"newest": None, "success": None, "failures": 0}
     for path, record in records_newest_first(config.log_dir, skipped):
-        if record.get("dry_run") is True:
+        if record.get("dry_run"):
             continue
         run = _run_summary(path, record, config)
         if found["newest"] is None:

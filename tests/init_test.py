@@ -57,7 +57,8 @@ def test_init_into_an_empty_folder_runs_and_commits_cleanly(tmp_path: Path) -> N
     changed = git(target, "status", "--porcelain", "--untracked-files=all").splitlines()
     assert changed[0] == " M config.json"
     assert {line[:3] for line in changed[1:]} == {"?? "}
-    assert all(line.startswith('?? "data and logs/workflow_') for line in changed[1:])
+    assert all(line.startswith('?? "data and logs/') for line in changed[1:]), changed
+    assert any(line.endswith('/example.txt"') for line in changed[1:])  # the run's own folder
 
 
 def test_the_example_module_honours_a_dry_run_and_an_empty_window(tmp_path: Path) -> None:

@@ -144,34 +144,32 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str]) 
         except Exception:
             logger.exception(f"could not write the run record {result.record_path}")
             result.status = "failed"
-        commit = None
+        commit = push_error = None
         if config.git.wanted(options.push, options.dry_run, env):
             logger.info("committing the run back (log, record, config) and pushing it")
             runlog.close_file()  # the committed log is complete; what follows is console only
-            commit = _commit_back(config, result, env, masker)
+            commit, push_error = _commit_back(config, result, env, masker)
             result.push_failed = commit is None
-        _tell_actions(actions, result, commit)
+        _tell_actions(actions, result, commit, push_error)
     return result
 
 
-def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None) -> None:
+def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None,
+                  push_error: str | None) -> None:
     if not actions.enabled or not result.record:
         return
-    actions.annotate([
+    failures = [
         github.Failure(r.spec.name, r.spec.critical,
                        "interrupted" if r.last.interrupted else r.last.describe(),
                        r.last.stderr_tail[-1] if r.last.stderr_tail else "")
         for r in result.modules if r.status == "failed" and r.last is not None
-    ])
-    log_file = result.record["log_file"]
-    actions.summary(result.record, actions.log_link(commit, log_file))
-    actions.outputs({"status": result.status, "run_id": result.run_id, "log_file": log_file,
-                     "record_file": log_file.removesuffix(".log") + ".json"})
+    ]
+    actions.finish(result.record, failures=failures, commit=commit, push_error=push_error)
 
 
 def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
-                 masker: logs.Masker) -> str | None:
-    """The pushed commit, or None when committing or pushing failed (logged)."""
+                 masker: logs.Masker) -> tuple[str | None, str | None]:
+    """(the pushed commit, None), or (None, why) when committing or pushing failed (logged)."""
     from pipeline import gitsync  # GitPython is imported only when a run pushes
 
     request = gitsync.Request(
@@ -183,10 +181,10 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
         pushed = gitsync.commit_and_push(request, masker)
     except gitsync.PushError as exc:
         logger.error(masker(str(exc)))
-        return None
+        return None, masker(str(exc))
     except Exception:
         logger.exception("committing the run back failed unexpectedly; its files are on disk")
-        return None
+        return None, "committing the run back failed unexpectedly; see the log"
     if pushed.renamed_to:
         logger.warning(f"a concurrent run had taken run id {result.run_id}: this run was "
                        f"committed as {pushed.renamed_to}")
@@ -195,7 +193,7 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
                        "stand in the way; run `git pull --rebase` to catch up")
     logger.info(f"pushed {pushed.commit[:7]} to {pushed.target} ({pushed.branch}) "
                 f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}")
-    return pushed.commit
+    return pushed.commit, None
 
 
 def renamed_record(content: bytes, run_id: str, log_file: str) -> bytes:
@@ -234,6 +232,7 @@ def _run_modules(
             continue
         where = f"[{position}/{len(plan.modules)}]"
         actions.start_group(f"{where} {spec.name}")
+        actions.begin_untrusted()  # ended, with the group, by end_group()
         try:
             logger.bind(module=spec.name).info(f"{where} starting {spec.rel}")
             result = _run_one(spec, ctx, env, runlog, cancel)

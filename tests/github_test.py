@@ -27,23 +27,65 @@ def load_workflow(name: str) -> dict:
     return data
 
 
+WORKFLOW_NAMES = ["pipeline.yml", "tests.yml", "health.yml"]
+
+
 def test_pipeline_workflow_triggers_permissions_and_concurrency() -> None:
     flow = load_workflow("pipeline.yml")
-    assert "cron" in flow["on"]["schedule"][0]
-    assert set(flow["on"]["workflow_dispatch"]["inputs"]) == {"only", "from", "dry_run", "force"}
-    assert flow["permissions"] == {"contents": "write"}
+    minute, hour, *_ = flow["on"]["schedule"][0]["cron"].split()
+    assert minute.isdigit() and int(minute) not in (0, 30)  # busy times on GitHub
+    inputs = flow["on"]["workflow_dispatch"]["inputs"]
+    assert set(inputs) == {"only", "from", "skip", "resume", "since", "until", "dry_run", "force"}
+    assert inputs["resume"]["type"] == "boolean"
+    assert flow["permissions"] == {}
     assert flow["concurrency"]["cancel-in-progress"] is False
     assert "github.ref" in flow["concurrency"]["group"]
     job = flow["jobs"]["run"]
-    assert job["timeout-minutes"] > 0
+    assert job["permissions"] == {"contents": "write"}
+    largest_module_timeout = 3600  # config.json's default_timeout_seconds
+    assert job["timeout-minutes"] * 60 > largest_module_timeout
     steps = job["steps"]
-    assert steps[0]["with"]["persist-credentials"] is False
     assert any(s.get("with", {}).get("cache") == "pip" for s in steps)
     run_step = next(s for s in steps if "orchestrator.py" in s.get("run", ""))
     assert run_step["env"]["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+    for name in inputs:  # every input reaches the script through env
+        assert f"${{{{ inputs.{name} }}}}" in run_step["env"].values()
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["if"] == "always() && steps.pipeline.outputs.run_dir != ''"
+    assert upload["with"]["path"] == "${{ steps.pipeline.outputs.run_dir }}"
 
 
-@pytest.mark.parametrize("name", ["pipeline.yml", "tests.yml"])
+def test_health_workflow_runs_status_read_only_on_its_own_schedule() -> None:
+    flow = load_workflow("health.yml")
+    assert flow["on"]["schedule"][0]["cron"] != load_workflow("pipeline.yml")["on"]["schedule"][0][
+        "cron"]
+    assert flow["permissions"] == {}
+    job = flow["jobs"]["status"]
+    assert job["permissions"] == {"contents": "read"}
+    assert any(s.get("run", "").startswith("python orchestrator.py status") for s in job["steps"])
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_every_action_is_pinned_to_a_commit(name: str) -> None:
+    uses = re.findall(r"^\s*-?\s*uses:\s*(\S+)(.*)$", (WORKFLOWS / name).read_text(), re.M)
+    assert uses
+    for action, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), (action, comment)
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_least_privilege_and_no_persisted_credentials(name: str) -> None:
+    flow = load_workflow(name)
+    assert flow["permissions"] == {}
+    for job in flow["jobs"].values():
+        assert "permissions" in job
+        for step in job["steps"]:
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_no_expression_is_pasted_into_a_script(name: str) -> None:
     """`${{ inputs.x }}` inside `run:` is a script-injection hole: use env instead."""
     for job in load_workflow(name)["jobs"].values():

@@ -144,18 +144,27 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
     and one after the last push cannot turn a finished run into a crash.
     """
     code = EXIT_OK
+    publish = _commit_back_line(config, options, env)
     with Cancel() as cancel:
         for window in backfill or [None]:
             if cancel.requested:
                 return EXIT_INTERRUPTED
-            code = start(config, plan, options, env, cancel, window).exit_code
+            code = start(config, plan, options, env, cancel, window, publish).exit_code
             if code != EXIT_OK:
                 break
     return code
 
 
+def _commit_back_line(config: Config, options: Options, env: Mapping[str, str]) -> str:
+    """What will become of the run's files, and why: said at the start of every run."""
+    wanted, why = config.git.decide(options.push, options.dry_run, env)
+    if not wanted:
+        return f"commit-back: off ({why})"
+    return f"commit-back: push to {config.git.remote} ({why})"
+
+
 def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
-          cancel: Cancel, backfill: Window | None = None) -> RunResult:
+          cancel: Cancel, backfill: Window | None = None, publish: str = "") -> RunResult:
     """Run the plan once; write the log, the run record and (after success) the state."""
     started = datetime.now(config.tz)
     masker = logs.Masker(logs.secret_values(env, config.mask_env))
@@ -164,6 +173,8 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
         result = _begin(config, plan, options, started, backfill, runlog)
         ctx = _context(config, options, result)
         _announce(config, plan, ctx, result, backfill is not None)
+        if publish:
+            logger.info(publish)
         try:
             result.modules = _run_modules(plan, ctx, env, runlog, cancel, actions)
             result.status = run_status(result.modules, cancel.requested)
@@ -531,9 +542,10 @@ def _farewell(result: RunResult, record: dict[str, Any]) -> None:
               ("success", "skipped", "failed", "recovered", "not_run")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     line = f"run {result.run_id} {result.status} in {record['duration_seconds']:.1f} s: {summary}"
-    failed = [m["name"] for m in modules if m["status"] in ("failed", "recovered")]
-    if failed:
-        line += f" ({'failed' if counts['failed'] else 'recovered'}: {', '.join(failed)})"
+    for status in ("failed", "recovered"):
+        names = [m["name"] for m in modules if m["status"] == status]
+        if names:
+            line += f" ({status}: {', '.join(names)})"
     if result.status == "success":
         logger.info(line)
     elif result.status == "partial":

@@ -71,7 +71,9 @@ def default(last_run_date: str | None, started: datetime, minutes: float | None,
     """From `last_run_date` to the run's start; or the last `minutes` before it."""
     end = in_zone(started, tz)
     if minutes is not None:
-        return Window(in_zone(end - timedelta(minutes=minutes), tz), end)
+        # In UTC: an aware datetime's own arithmetic is wall-clock time across DST.
+        start = started.astimezone(timezone.utc) - timedelta(minutes=minutes)
+        return Window(in_zone(start, tz), end)
     start = in_zone(parse_timestamp(last_run_date), tz) if last_run_date else None
     return Window(start, end)
 

@@ -65,7 +65,7 @@ def set_top_level(path: Path, display: str, key: str, value: str) -> str:
     left alone.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")  # bytes: CRLF line endings stay as they are
     except (OSError, UnicodeDecodeError) as exc:
         raise FatalError(f"{display}: cannot read it again: {exc}") from None
     before = parse(text, display)
@@ -81,7 +81,10 @@ def set_top_level(path: Path, display: str, key: str, value: str) -> str:
     expected = dict(before) if isinstance(before, dict) else before
     if isinstance(expected, dict):
         expected[key] = value
-    after = parse(new_text, display)
+    try:
+        after = parse(new_text, display)
+    except FatalError:
+        after = None
     if after != expected:
         raise FatalError(f"{display}: {key} could not be written by changing one line "
                          f"(write it as a plain top-level `{key}: '...'` line); "

@@ -20,7 +20,8 @@ from pipeline.codes import EXIT_OK, EXIT_USAGE, FatalError
 SOURCE = Path(__file__).resolve().parent.parent
 # Copied byte for byte from this installation, with every pipeline/*.py.
 ENTRY = "orchestrator.py"
-COPIED = (".github/workflows/pipeline.yml", "requirements.txt")
+# The workflows are the shipped ones, byte for byte: they cannot drift apart.
+COPIED = (".github/workflows/pipeline.yml", ".github/workflows/health.yml", "requirements.txt")
 
 CONFIG = {
     "modules": [{"path": "modules/1.example.py", "timeout_seconds": 600}],

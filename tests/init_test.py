@@ -39,6 +39,8 @@ def test_init_into_an_empty_folder_runs_and_commits_cleanly(tmp_path: Path) -> N
     written = listing(target)
     assert written[".github/workflows/pipeline.yml"] == \
         (REPO / ".github/workflows/pipeline.yml").read_bytes()
+    assert written[".github/workflows/health.yml"] == \
+        (REPO / ".github/workflows/health.yml").read_bytes()
     assert written["requirements.txt"] == (REPO / "requirements.txt").read_bytes()
     assert written["pipeline/cli.py"] == (REPO / "pipeline/cli.py").read_bytes()
     assert json.loads(written["config.json"])["modules"][0]["path"] == "modules/1.example.py"

@@ -11,7 +11,7 @@ from typing import NoReturn
 from pipeline import __version__
 from pipeline import config as cfg
 from pipeline import plan as planning
-from pipeline.codes import EXIT_OK, EXIT_USAGE, FatalError
+from pipeline.codes import EXIT_BUSY, EXIT_OK, EXIT_USAGE, FatalError
 
 EXAMPLES = """\
 exit codes: 0 success or partial, 1 failed, 2 bad usage or configuration,
@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--no-push", dest="push", action="store_false",
                       help="do not commit or push, whatever git.push says")
     parser.add_argument("--list", action="store_true", help="print the plan and exit")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long for another run in this checkout to finish")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug lines on the console")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -98,7 +100,18 @@ def _main(args: argparse.Namespace) -> int:
     env = cfg.load_env(config.root, os.environ)
     options = run.Options(dry_run=args.dry_run, force=args.force, verbose=args.verbose,
                           push=args.push)
-    return run.start(config, plan, options, env).exit_code
+    from pipeline import gitsync, lock
+
+    try:
+        with lock.hold(config.root, config.log_dir, args.wait) as held:
+            for line in gitsync.repair(config.root, held.since):
+                print(f"orchestrator: {line}", file=sys.stderr)
+            if config.git.wanted(args.push, args.dry_run, env):
+                gitsync.check(config.root, config.git, env, config.log_dir)
+            return run.start(config, plan, options, env).exit_code
+    except lock.Busy as exc:
+        print(f"orchestrator: {exc}", file=sys.stderr)
+        return EXIT_BUSY
 
 
 def format_plan(plan: planning.Plan) -> str:

@@ -13,7 +13,7 @@ from conftest import Project
 from githttp import git_http_server
 
 from pipeline import gitsync
-from pipeline.codes import EXIT_FAILED, EXIT_OK, EXIT_PUSH
+from pipeline.codes import EXIT_FAILED, EXIT_OK, EXIT_PUSH, EXIT_USAGE
 from pipeline.config import GitSettings
 
 TOKEN = "ghs_TestToken1234567890abcdef"
@@ -142,44 +142,59 @@ def test_no_push_and_dry_run_commit_nothing(remote: Path) -> None:
     assert git(project.root, "rev-parse", "HEAD") == head == git(remote, "rev-parse", "main")
 
 
-def test_outside_a_repository_the_run_stands_and_exits_3(project: Project) -> None:
+def nothing_ran(project: Project, result: subprocess.CompletedProcess[str], says: str) -> None:
+    assert result.returncode == EXIT_USAGE, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert project.logs() == [] and "last_run_date" not in project.read_config()
+
+
+def test_outside_a_repository_nothing_runs_and_exits_2(project: Project) -> None:
     project.module("1.a.py", "print('ok')\n")
     project.config({})
-    result = project.run("--push")
-    assert result.returncode == EXIT_PUSH
-    assert "is not in a git repository: nothing was committed" in result.stdout
-    assert project.record()["status"] == "success"
-    assert "last_run_date" in project.read_config()
+    nothing_ran(project, project.run("--push"), "is not in a git repository")
+    assert project.run().returncode == EXIT_OK  # without commit-back it runs
 
 
-def test_a_failed_run_that_cannot_push_still_exits_1(project: Project) -> None:
+def test_a_failed_run_that_cannot_push_still_exits_1(remote: Path) -> None:
+    project = clone(remote, "work clone")
     project.module("1.a.py", "import sys; sys.exit(2)\n")
-    project.config({})
+    (remote / "hooks" / "pre-receive").write_text("#!/bin/sh\nexit 1\n")
+    (remote / "hooks" / "pre-receive").chmod(0o755)
     assert project.run("--push").returncode == EXIT_FAILED
 
 
-def test_a_missing_remote_exits_3_and_keeps_the_local_commit(remote: Path) -> None:
+def test_a_missing_remote_exits_2_before_anything_runs(remote: Path) -> None:
     project = clone(remote, "work clone")
     git(project.root, "remote", "remove", "origin")
-    result = project.run()
-    assert result.returncode == EXIT_PUSH
-    assert "push to origin (main) failed: fatal: 'origin' does not appear to be a git " \
-        "repository" in result.stdout
-    assert "is on the local branch" in result.stdout
-    assert git(project.root, "log", "-1", "--format=%s").startswith("pipeline: success run")
+    nothing_ran(project, project.run(), "git.remote:")
+    assert "has no remote 'origin'" in project.run().stderr
 
 
 def test_detached_head_needs_git_branch(remote: Path) -> None:
     project = clone(remote, "work clone")
     git(project.root, "checkout", "-q", "--detach")
-    result = project.run()
-    assert result.returncode == EXIT_PUSH
-    assert "HEAD is detached and git.branch is not set" in result.stdout
+    nothing_ran(project, project.run(), "HEAD is detached and git.branch is not set")
     config = project.read_config()
     config["git"]["branch"] = "results"
     project.config(config)
     assert project.run().returncode == EXIT_OK
     assert any(f.endswith(".log") for f in remote_files(remote, "results"))
+
+
+@pytest.mark.parametrize("where", ["log_dir", "git.paths"])
+def test_paths_outside_the_work_tree_exit_2(remote: Path, where: str) -> None:
+    project = clone(remote, "work clone")
+    config = project.read_config()
+    if where == "log_dir":
+        config["log_dir"] = "../elsewhere"
+    else:
+        config["git"]["paths"] = ["../elsewhere"]
+    project.config(config)
+    result = project.run()
+    assert result.returncode == EXIT_USAGE
+    assert "is outside the work tree" in result.stderr and where in result.stderr
+    assert not (remote.parent / "elsewhere").exists() or where == "git.paths"
 
 
 def test_git_paths_commit_additions_and_deletions(remote: Path) -> None:

@@ -326,23 +326,16 @@ def _target(settings: GitSettings, env: Mapping[str, str]
     return f"{server}/{repository}.git", auth, [encoded, token]
 
 
-def _configured_identity(git: _Git) -> dict[str, str]:
-    """user.name and user.email as git sees them (repository, global, system)."""
-    try:
-        lines = git("config", "--get-regexp", r"^user\.(name|email)$").splitlines()
-    except GitError:
-        return {}  # neither is set
-    return dict(line.partition(" ")[::2] for line in lines)
+def _identity(settings: GitSettings) -> dict[str, str]:
+    """git.author_*, as far as it is set (the rest comes from git's configuration)."""
+    name, email = settings.author_name, settings.author_email
+    return {k: str(v) for k, v in (
+        ("GIT_AUTHOR_NAME", name), ("GIT_COMMITTER_NAME", name),
+        ("GIT_AUTHOR_EMAIL", email), ("GIT_COMMITTER_EMAIL", email)) if v}
 
 
-def _identity(git: _Git, settings: GitSettings) -> dict[str, str]:
-    """git.author_*, else the repository's configured identity, else the Actions bot."""
-    configured = {} if settings.author_name and settings.author_email else (
-        _configured_identity(git))
-    name = settings.author_name or configured.get("user.name") or BOT_NAME
-    email = settings.author_email or configured.get("user.email") or BOT_EMAIL
-    return {"GIT_AUTHOR_NAME": str(name), "GIT_AUTHOR_EMAIL": str(email),
-            "GIT_COMMITTER_NAME": str(name), "GIT_COMMITTER_EMAIL": str(email)}
+BOT_IDENTITY = {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_COMMITTER_NAME": BOT_NAME,
+                "GIT_AUTHOR_EMAIL": BOT_EMAIL, "GIT_COMMITTER_EMAIL": BOT_EMAIL}
 
 
 def _rel(path: Path, top: Path) -> str:
@@ -382,12 +375,12 @@ def _commit(git: _Git, req: Request) -> tuple[str, str | None] | None:
         with _temporary_index(git.where.git_dir) as index:
             _start_index(git, index, parent)
             _stage(git, run_files, extra, index)
-            if req.only_if_changed and parent and not _changed_beyond(git, index, parent,
-                                                                     run_files):
+            changed = _changed(git, index, parent)
+            if req.only_if_changed and parent and set(changed) <= set(run_files):
                 return None
             tree = git("write-tree", index=index)
         commit = _commit_tree(git, req, tree, parent)
-        _move_head(git, req.run_id, commit, parent, run_files, extra)
+        _move_head(git, req.run_id, commit, parent, changed)
     except GitError as exc:
         raise PushError(f"committing the run failed: {git.error(exc)}") from None
     return commit, parent
@@ -441,33 +434,42 @@ def _back_to_head(diff: bytes) -> bytes:
     return b"".join(out)
 
 
-def _stage(git: _Git, run_files: list[str], extra: list[str], index: str | None) -> None:
-    git("add", "--force", "--", *run_files, index=index)  # even when .gitignore names them
-    if extra:
-        git("add", "--all", "--", *extra, index=index)
-
-
-def _changed_beyond(git: _Git, index: str, parent: str, run_files: list[str]) -> bool:
-    changed = git.raw("diff-index", "--cached", "-z", "--name-only", "--no-renames", parent,
-                      index=index).decode(errors="surrogateescape").split("\0")
-    return any(path and path not in run_files for path in changed)
-
-
-def _move_head(git: _Git, run_id: str, commit: str, parent: str | None, run_files: list[str],
-               extra: list[str]) -> None:
-    """The real index learns our paths' new state, then HEAD moves to the commit.
-
-    In that order, a kill in between leaves our files staged (never a staged
-    deletion), and the journal lets the next run's `repair` set them to HEAD.
-    The real index gets our paths with their stat data: nothing else in it changes.
-    """
-    paths = run_files + extra
-    _write_journal(git.where, commit, paths)
+def _stage(git: _Git, run_files: list[str], extra: list[str], index: str) -> None:
     try:
-        _stage(git, run_files, extra, None)
+        git("add", "--all", "--", *extra, *run_files, index=index)
+    except GitError as exc:
+        if "ignored by one of your .gitignore files" not in exc.stderr:
+            raise
+        git("add", "--force", "--", *run_files, index=index)  # .gitignore names them
+
+
+def _changed(git: _Git, index: str, parent: str | None) -> list[str]:
+    """Paths whose entry in the temporary index differs from the parent's tree."""
+    if parent is None:
+        names = git.raw("ls-files", "-z", index=index)
+    else:
+        names = git.raw("diff-index", "--cached", "-z", "--name-only", "--no-renames", parent,
+                        index=index)
+    return [name for name in names.decode("utf-8", "surrogateescape").split("\0") if name]
+
+
+def _move_head(git: _Git, run_id: str, commit: str, parent: str | None,
+               changed: list[str]) -> None:
+    """The real index learns the commit's changes, then HEAD moves to the commit.
+
+    In that order, a kill in between leaves the run's files staged (never a staged
+    deletion), and the journal lets the next run's `repair` set them to HEAD.
+    Only the changed paths' entries are written (from the work tree, with their
+    stat data): nothing else in the real index changes, and nothing is walked.
+    """
+    _write_journal(git.where, commit, changed)
+    names = "".join(f"{name}\0" for name in changed).encode("utf-8", "surrogateescape")
+    try:
+        git("update-index", "--add", "--remove", "-z", "--stdin", stdin=names)
         git("update-ref", "-m", f"pipeline: run {run_id}", "HEAD", commit, parent or ZERO)
     except GitError:
-        git("reset", "-q", "--no-refresh", "HEAD", "--", *paths)  # back as it was
+        if changed:
+            git("reset", "-q", "--no-refresh", "HEAD", "--", *changed)  # back as it was
         raise
     finally:
         (git.where.git_dir / JOURNAL).unlink(missing_ok=True)
@@ -475,11 +477,22 @@ def _move_head(git: _Git, run_id: str, commit: str, parent: str | None, run_file
 
 def _commit_tree(git: _Git, req: Request, tree: str, parent: str | None,
                  run_id: str | None = None) -> str:
+    """git.author_*, else the configured identity, else the Actions bot.
+
+    user.useConfigOnly: git must not make up an identity from the host's name; it
+    fails instead, and the bot signs.
+    """
     message = req.settings.commit_message.format(run_id=run_id or req.run_id,
                                                  status=req.status)
-    parents = ["-p", parent] if parent else []
-    return git("commit-tree", tree, *parents, "-m", message,
-               extra_env=_identity(git, req.settings))
+    args = ["-c", "user.useConfigOnly=true", "commit-tree", tree,
+            *(["-p", parent] if parent else []), "-m", message]
+    identity = _identity(req.settings)
+    try:
+        return git(*args, extra_env=identity)
+    except GitError as exc:
+        if "ident" not in exc.stderr.lower() and "tell me who you are" not in exc.stderr:
+            raise
+        return git(*args, extra_env=dict(BOT_IDENTITY, **identity))
 
 
 # ---- push

@@ -12,7 +12,7 @@ from conftest import Project
 from gitsync_test import clone, git, remote, remote_files  # noqa: F401  (remote is a fixture)
 
 from pipeline import lock
-from pipeline.codes import EXIT_BUSY, EXIT_OK
+from pipeline.codes import EXIT_LOCKED, EXIT_OK
 
 # Waits until the file named by its first argument exists: no timing involved.
 WAITER = """\
@@ -108,7 +108,7 @@ def test_a_second_run_in_the_checkout_exits_4_naming_the_holder(
     try:
         wait_for(tmp_path / "started", first)
         second = project.run("--only", "1", env=env)
-        assert second.returncode == EXIT_BUSY
+        assert second.returncode == EXIT_LOCKED
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1 and f"(pid {first.pid}, started " in lines[0], second.stderr
         assert "nothing ran" in lines[0]
@@ -150,6 +150,6 @@ def test_main_returns_4_in_process(project: Project, tmp_path: Path,
     project.module("1.a.py", "pass\n")
     project.config({})
     with lock.hold(project.root, project.log_dir):
-        assert main(["--config", str(project.config_path), "--no-push"]) == EXIT_BUSY
+        assert main(["--config", str(project.config_path), "--no-push"]) == EXIT_LOCKED
     assert "another run holds this checkout's lock" in capsys.readouterr().err
     assert project.logs() == []

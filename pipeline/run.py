@@ -191,7 +191,7 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
             logger.info("committing the run back (log, record, config) and pushing it")
             runlog.close_file()  # the committed log is complete; what follows is console only
             commit, push_error = _commit_back(config, result, env, masker)
-            result.push_failed = commit is None
+            result.push_failed = push_error is not None
         _tell_actions(actions, result, commit, push_error)
     return result
 
@@ -243,7 +243,7 @@ def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None
 def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
                  masker: logs.Masker) -> tuple[str | None, str | None]:
     """(the pushed commit, None), or (None, why) when committing or pushing failed (logged)."""
-    from pipeline import gitsync  # GitPython is imported only when a run pushes
+    from pipeline import gitsync
 
     request = gitsync.Request(
         root=config.root, log=result.log_path, record=result.record_path, config=config.path,
@@ -258,12 +258,14 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
     except Exception:
         logger.exception("committing the run back failed unexpectedly; its files are on disk")
         return None, "committing the run back failed unexpectedly; see the log"
+    if pushed is None:
+        logger.info("nothing changed under git.paths: no commit (git.commit: changes)")
+        return None, None
     if pushed.renamed_to:
         logger.warning(f"a concurrent run had taken run id {result.run_id}: this run was "
                        f"committed as {pushed.renamed_to}")
-    if not pushed.local_updated:
-        logger.warning("pushed, but the checkout was left at the local commit: local edits "
-                       "stand in the way; run `git pull --rebase` to catch up")
+    if pushed.advice:
+        logger.warning(f"pushed, but local edits stand in the way: {pushed.advice}")
     logger.info(f"pushed {pushed.commit[:7]} to {pushed.target} ({pushed.branch}) "
                 f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}")
     return pushed.commit, None

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -25,6 +26,7 @@ from pipeline import window as windows
 from pipeline.codes import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_LOCKED,
     EXIT_OK,
     EXIT_PUSH,
     MODULE_OK,
@@ -101,6 +103,7 @@ class RunResult:
     modules: list[ModuleResult] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
     push_failed: bool = False
+    config_ok: bool = True  # the config still loads after the modules ran
 
     @property
     def exit_code(self) -> int:
@@ -139,32 +142,60 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
             backfill: list[Window] | None) -> int:
     """One run, or a backfill's runs oldest first; the exit code of the last one.
 
-    A backfill stops at the first run that does not end well. The signal handlers
-    stay ours until the process exits: a cancel between two runs stops the rest,
-    and one after the last push cannot turn a finished run into a crash.
+    The checkout's lock is held throughout; what a killed run left is repaired
+    first; whether the run can be committed back is checked before any module
+    runs. A backfill stops at the first run that does not end well. The signal
+    handlers stay ours until the process exits: a cancel between two runs stops
+    the rest, and one after the last push cannot turn a finished run into a crash.
     """
+    from pipeline import gitsync, lock  # only a real run takes the lock
+
+    try:
+        with lock.hold(config.root, config.log_dir, options.wait_seconds) as held:
+            said = [("WARNING", f"repaired what a killed run left: {line}")
+                    for line in gitsync.repair(config.root, held.since)]
+            said += _commit_back_lines(config, options, env)
+            return _runs(config, plan, options, env, backfill, said)
+    except lock.Busy as exc:
+        print(f"orchestrator: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+
+
+def _runs(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
+          backfill: list[Window] | None, said: list[tuple[str, str]]) -> int:
     code = EXIT_OK
-    publish = _commit_back_line(config, options, env)
     with Cancel() as cancel:
         for window in backfill or [None]:
             if cancel.requested:
                 return EXIT_INTERRUPTED
-            code = start(config, plan, options, env, cancel, window, publish).exit_code
+            code = start(config, plan, options, env, cancel, window, said).exit_code
+            said = [line for line in said if line[1].startswith("commit-back:")]
             if code != EXIT_OK:
                 break
     return code
 
 
-def _commit_back_line(config: Config, options: Options, env: Mapping[str, str]) -> str:
-    """What will become of the run's files, and why: said at the start of every run."""
+def _commit_back_lines(config: Config, options: Options, env: Mapping[str, str]
+                       ) -> list[tuple[str, str]]:
+    """What will become of the run's files, and why: said at the start of every run.
+    When they are to be pushed, the repository, branch and remote are checked now
+    (FatalError: exit 2, nothing ran), not after the modules."""
     wanted, why = config.git.decide(options.push, options.dry_run, env)
     if not wanted:
-        return f"commit-back: off ({why})"
-    return f"commit-back: push to {config.git.remote} ({why})"
+        return [("INFO", f"commit-back: off ({why})")]
+    from pipeline import gitsync
+
+    lines = [("INFO", f"commit-back: {gitsync.check(config.root, config.git, env, config.log_dir)}"
+                      f" ({why})")]
+    if gitsync.uncommitted(config.root, config.path):
+        lines.append(("WARNING", f"{config.display} has uncommitted changes: they will be "
+                                 "committed with the run"))
+    return lines
 
 
 def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
-          cancel: Cancel, backfill: Window | None = None, publish: str = "") -> RunResult:
+          cancel: Cancel, backfill: Window | None = None,
+          said: Sequence[tuple[str, str]] = ()) -> RunResult:
     """Run the plan once; write the log, the run record and (after success) the state."""
     started = datetime.now(config.tz)
     masker = logs.Masker(logs.secret_values(env, config.mask_env))
@@ -173,8 +204,8 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
         result = _begin(config, plan, options, started, backfill, runlog)
         ctx = _context(config, options, result)
         _announce(config, plan, ctx, result, backfill is not None)
-        if publish:
-            logger.info(publish)
+        for level, line in said:
+            logger.log(level, line)
         try:
             result.modules = _run_modules(plan, ctx, env, runlog, cancel, actions)
             result.status = run_status(result.modules, cancel.requested)
@@ -245,10 +276,15 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
     """(the pushed commit, None), or (None, why) when committing or pushing failed (logged)."""
     from pipeline import gitsync
 
+    extra = config.git.paths + ((_relative(result.run_dir, config.root),)
+                                if result.record.get("run_dir") else ())
+    all_skipped = all(m.status == "skipped" for m in result.modules)
     request = gitsync.Request(
-        root=config.root, log=result.log_path, record=result.record_path, config=config.path,
-        extra=config.git.paths, settings=config.git, run_id=result.run_id, status=result.status,
-        env=env, rename_record=renamed_record,
+        root=config.root, log=result.log_path, record=result.record_path,
+        config=config.path if result.config_ok else None, extra=extra, settings=config.git,
+        run_id=result.run_id, status=result.status, env=env, rename_record=renamed_record,
+        only_if_changed=config.git.commit == "changes" and all_skipped,
+        log_note=partial(_log_line, config.tz),
     )
     try:
         pushed = gitsync.commit_and_push(request, masker)
@@ -264,11 +300,27 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
     if pushed.renamed_to:
         logger.warning(f"a concurrent run had taken run id {result.run_id}: this run was "
                        f"committed as {pushed.renamed_to}")
+        _rename(config, result, pushed.renamed_to)
     if pushed.advice:
         logger.warning(f"pushed, but local edits stand in the way: {pushed.advice}")
     logger.info(f"pushed {pushed.commit[:7]} to {pushed.target} ({pushed.branch}) "
                 f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}")
     return pushed.commit, None
+
+
+def _log_line(tz: Any, text: str) -> str:
+    """A line in the log's own format, for a line gitsync appends to the committed log."""
+    return f"{logs.stamp(datetime.now(tz))} | WARNING  | {logs.ORCHESTRATOR} | {text}\n"
+
+
+def _rename(config: Config, result: RunResult, run_id: str) -> None:
+    """From the rename on, the run is known by its new id everywhere: the step
+    summary and its link, the step outputs, the console."""
+    result.run_id = run_id
+    result.log_path = config.log_dir / runid.log_name(run_id)
+    result.record_path = config.log_dir / runid.record_name(run_id)
+    result.record = dict(result.record, run_id=run_id,
+                         log_file=_relative(result.log_path, config.root))
 
 
 def renamed_record(content: bytes, run_id: str, log_file: str) -> bytes:
@@ -412,7 +464,7 @@ def _finish(
     config: Config, plan: Plan, result: RunResult, options: Options, env: Mapping[str, str],
     masker: logs.Masker, backfill: Window | None,
 ) -> dict[str, Any]:
-    config_ok = _config_still_loads(config)
+    config_ok = result.config_ok = _config_still_loads(config)
     if not config_ok and result.status in ("success", "partial"):
         result.status = "failed"
     run_dir = _close_run_dir(result.run_dir)

@@ -42,6 +42,9 @@ TRY_TIMEOUT_SECONDS = 10.0
 BACKOFF_SECONDS = (1.0, 3.0)  # before the second and the third try
 RETRY_AFTER_CAP_SECONDS = 10.0  # a server asking for longer gets no more tries
 MIN_TRY_SECONDS = 0.2  # less budget than this left: do not start another try
+# A try ends this long before the budget does, so that its own reason ("timeout")
+# is what the line says, rather than the budget's "out of time".
+MARGIN_SECONDS = 0.25
 MAX_ATTACHMENT_BYTES = 5 * MB
 MIN_SECRET_LENGTH = 4  # as logs.MIN_MASK_LENGTH: shorter values would blank out words
 
@@ -339,7 +342,7 @@ def _retrying(attempt: Callable[[float], _Try], deadline: float) -> str:
     """Up to TRIES tries, each with the timeout the budget still allows."""
     reason = "no time to try"
     for n in range(1, TRIES + 1):
-        left = deadline - time.monotonic()
+        left = deadline - time.monotonic() - MARGIN_SECONDS
         if left < MIN_TRY_SECONDS:
             return f"failed ({reason}; out of time)"
         outcome = attempt(min(TRY_TIMEOUT_SECONDS, left))
@@ -352,7 +355,7 @@ def _retrying(attempt: Callable[[float], _Try], deadline: float) -> str:
         wait = BACKOFF_SECONDS[n - 1] if outcome.wait is None else outcome.wait
         if wait > RETRY_AFTER_CAP_SECONDS:
             return f"failed ({reason}; asked to retry after {wait:g} s){tries}"
-        if time.monotonic() + wait + MIN_TRY_SECONDS > deadline:
+        if time.monotonic() + wait + MIN_TRY_SECONDS + MARGIN_SECONDS > deadline:
             return f"failed ({reason}; out of time){tries}"
         time.sleep(wait)
     raise AssertionError("unreachable: the last try returns")
@@ -423,7 +426,9 @@ def _webhook_job(hook: Webhook, text: str, record: Mapping[str, Any], env: Mappi
     def work(deadline: float) -> str:
         if not shown.startswith(("http://", "https://")):
             return "failed (not an http or https URL)"
-        return _retrying(lambda timeout: _post(url, body, headers, env, timeout), deadline)
+        opener = urllib.request.build_opener(
+            _NoRedirect, urllib.request.HTTPSHandler(context=tls_context(env)))
+        return _retrying(lambda timeout: _post(opener, url, body, headers, timeout), deadline)
 
     def scrub(line: str) -> str:
         return hide(line.replace(url, shown) if url else line)
@@ -450,12 +455,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _post(url: str, body: bytes, headers: Mapping[str, str], env: Mapping[str, str],
-          timeout: float) -> _Try:
+def _post(opener: urllib.request.OpenerDirector, url: str, body: bytes,
+          headers: Mapping[str, str], timeout: float) -> _Try:
     request = urllib.request.Request(url, data=body, method="POST", headers={
         **headers, "Content-Type": "application/json; charset=utf-8"})
-    opener = urllib.request.build_opener(
-        _NoRedirect, urllib.request.HTTPSHandler(context=tls_context(env)))
     try:
         with opener.open(request, timeout=timeout) as response:
             response.read(1 << 16)
@@ -467,6 +470,8 @@ def _post(url: str, body: bytes, headers: Mapping[str, str], env: Mapping[str, s
         return _Try(False, f"HTTP {exc.code}", exc.code >= 500 or exc.code == 429,
                     retry_after(exc.headers.get("Retry-After")))
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLError):
+            return _Try(False, f"TLS: {exc.reason.reason or exc.reason}")
         return _Try(False, _why(exc.reason), True)
     except (OSError, http.client.HTTPException) as exc:
         return _Try(False, _why(exc), True)
@@ -515,7 +520,8 @@ def _email_job(email: Email, record: Mapping[str, Any], review: str, env: Mappin
         if names and not (email.starttls or email.ssl):
             return "failed (credentials are sent only over starttls or ssl)"
         message = _message(email, hide(subject), review, log_path, hide)
-        return _retrying(lambda timeout: _smtp(email, message, env, timeout), deadline)
+        context = tls_context(env)
+        return _retrying(lambda timeout: _smtp(email, message, env, context, timeout), deadline)
 
     attached = " (with the log)" if email.attach_log else ""
     return _Job(label, hide(subject) + attached, work, hide)
@@ -555,13 +561,17 @@ def log_attachment(log_path: Path, hide: Mask) -> tuple[str | None, str]:
         return hide(data.decode("utf-8", "replace")), f"The log is attached: {log_path.name}."
     data = data[data.find(b"\n") + 1:]
     return hide(data.decode("utf-8", "replace")), (
-        f"The log is attached: its last {len(data) / MB:.1f} MB of {size / MB:.1f} MB "
+        f"The log is attached: its last {_amount(len(data))} of {_amount(size)} "
         f"(the whole log is {log_path.name} in the repository)."
     )
 
 
-def _smtp(email: Email, message: EmailMessage, env: Mapping[str, str], timeout: float) -> _Try:
-    context = tls_context(env)
+def _amount(size: int) -> str:
+    return f"{size / MB:.1f} MB" if size >= MB // 10 else f"{size / 1024:.0f} kB"
+
+
+def _smtp(email: Email, message: EmailMessage, env: Mapping[str, str], context: ssl.SSLContext,
+          timeout: float) -> _Try:
     try:
         with _connect(email, context, timeout) as smtp:
             if email.starttls:
@@ -576,8 +586,11 @@ def _smtp(email: Email, message: EmailMessage, env: Mapping[str, str], timeout: 
                     all(400 <= code < 500 for code in codes))
     except smtplib.SMTPResponseException as exc:
         return _Try(False, f"SMTP {exc.smtp_code}", 400 <= exc.smtp_code < 500)
-    except smtplib.SMTPServerDisconnected:
-        return _Try(False, "the server closed the connection", True)
+    except smtplib.SMTPServerDisconnected as exc:
+        # smtplib turns a timeout while reading a reply into "disconnected".
+        cause = exc.__context__
+        why = _why(cause) if isinstance(cause, OSError) else "the server closed the connection"
+        return _Try(False, why, True)
     except smtplib.SMTPNotSupportedError:
         return _Try(False, "the server does not offer STARTTLS")
     except smtplib.SMTPException as exc:

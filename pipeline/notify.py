@@ -147,7 +147,7 @@ def _error_details(
 
 def _how_it_ended(module: Mapping[str, Any]) -> str:
     code = module.get("exit_code")
-    if module.get("timed_out"):
+    if module.get("timed_out") or code == "timeout":
         return "timed out"
     if isinstance(code, int) and code < 0:
         return f"killed by signal {-code}"
@@ -175,10 +175,9 @@ def _recovery_actions(modules: list[Mapping[str, Any]], hide: Mask) -> list[str]
             continue
         seconds = recovery.get("duration_seconds")
         took = "" if seconds is None else f", {seconds:.1f} s"
-        code = recovery.get("exit_code")
-        how = "timed out" if code == "timeout" else f"exit code {code}"
         lines += _wrap(hide(f"{module.get('name', '?')}: ran {recovery.get('path', '?')}: "
-                            f"{recovery.get('status', 'unknown')} ({how}{took})"))
+                            f"{recovery.get('status', 'unknown')} "
+                            f"({_how_it_ended(recovery)}{took})"))
     return lines or ["none"]
 
 

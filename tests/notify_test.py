@@ -156,12 +156,23 @@ def test_report_keeps_only_the_last_lines_of_stderr(tmp_path: Path) -> None:
 def test_report_of_a_timeout_a_signal_and_nothing_on_stderr(tmp_path: Path) -> None:
     record = failed_record()
     record["modules"] = [module("1.slow", "failed", exit_code=-15, timed_out=True),
-                         module("2.killed", "failed", exit_code=-9, attempts=1)]
+                         module("2.killed", "failed", exit_code=-9, attempts=1,
+                                recovery={"path": "modules/undo.sh", "status": "failed",
+                                          "exit_code": -9, "duration_seconds": None})]
     details = section(report(tmp_path, record, tails={}), "ERROR DETAILS")
     assert details == ["1.slow: failed, timed out, 1 attempt", "  (nothing on stderr)", "",
                        "2.killed: failed, killed by signal 9, 1 attempt",
                        "  (nothing on stderr)"]
-    assert section(report(tmp_path, record, tails={}), "RECOVERY ACTIONS") == ["none"]
+    assert section(report(tmp_path, record, tails={}), "RECOVERY ACTIONS") == [
+        "2.killed: ran modules/undo.sh: failed (killed by signal 9)"]
+
+
+def test_report_of_a_run_with_no_failure(tmp_path: Path) -> None:
+    record = failed_record("interrupted")
+    record["modules"] = [module("1.a", "success"), module("2.b", "not_run")]
+    text = report(tmp_path, record)
+    assert section(text, "ERROR DETAILS") == ["none"]
+    assert section(text, "RECOVERY ACTIONS") == ["none"]
 
 
 def test_report_of_a_record_from_an_older_version(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import OK, Project, fail
 from notifyservers import (
     HookServer,
     Reply,
@@ -621,3 +622,28 @@ def test_email_to_several_people() -> None:
     finally:
         smtp.close()
     assert smtp.envelopes == [("p@example.com", ["a@example.com", "b@example.com"])]
+
+
+# --- With a record the orchestrator wrote ---------------------------------------------------
+
+
+def test_report_and_webhook_from_a_real_run(project: Project, hook: HookServer) -> None:
+    project.module("1.ok.py", OK)
+    project.module("2.bad.py", fail(3, f"bad token {SECRET}"))
+    project.config(modules=["modules/1.ok.py", "modules/2.bad.py"])
+    done = project.run("--no-push", env={"MY_API_KEY": SECRET})
+    assert done.returncode == 1, done.stderr
+    record = project.record()
+    log = project.log_dir / f"workflow_{record['run_id']}.log"
+    assert notify.disk_written(project.log_dir, record["run_id"], record["started"]) >= (
+        log.stat().st_size)
+    text = report(project.log_dir, record, tails={"2.bad": [f"bad token {SECRET}"]})
+    assert "Modules: 2 total, 1 succeeded, 0 skipped, 1 failed, 0 recovered, 0 not run" in text
+    assert "2.bad: failed, exit code 3, 1 attempt" in text
+    assert f"Log:          data and logs/{log.name}" in text
+    assert send([webhook_channel(hook)], record, review=text, log_link=None) == [
+        f"{host(hook)}: sent"]
+    body = json.loads(hook.posted[0].body)
+    assert body["text"] == f"pipeline failed: run {record['run_id']}; failed: 2.bad; log: " \
+                           f"data and logs/{log.name}"
+    assert SECRET not in hook.posted[0].body.decode()

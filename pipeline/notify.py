@@ -46,6 +46,7 @@ MIN_TRY_SECONDS = 0.2  # less budget than this left: do not start another try
 # is what the line says, rather than the budget's "out of time".
 MARGIN_SECONDS = 0.25
 MAX_ATTACHMENT_BYTES = 5 * MB
+USER_AGENT = "pipeline-notify/1"
 MIN_SECRET_LENGTH = 4  # as logs.MIN_MASK_LENGTH: shorter values would blank out words
 
 Result = str  # one line per channel: "webhook https://hooks.example.com: sent"
@@ -456,8 +457,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def _post(opener: urllib.request.OpenerDirector, url: str, body: bytes,
           headers: Mapping[str, str], timeout: float) -> _Try:
+    # urllib's own User-Agent is turned away by some firewalls in front of webhooks.
     request = urllib.request.Request(url, data=body, method="POST", headers={
-        **headers, "Content-Type": "application/json; charset=utf-8"})
+        "User-Agent": USER_AGENT, **headers, "Content-Type": "application/json; charset=utf-8"})
     try:
         with opener.open(request, timeout=timeout) as response:
             response.read(1 << 16)

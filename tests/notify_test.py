@@ -283,6 +283,7 @@ def test_webhook_posts_text_and_run(hook: HookServer) -> None:
     assert posted.path == f"/hooks/{HOOK_PATH}"
     assert posted.headers["authorization"] == f"Bearer bearer-{SECRET}"
     assert posted.headers["content-type"].startswith("application/json")
+    assert posted.headers["user-agent"] == notify.USER_AGENT
     body = json.loads(posted.body)
     assert body["text"] == (f"pipeline failed: run {RUN_ID}; failed: 4.transform; "
                             f"recovered: 3.load; log: {LINK}")

@@ -420,12 +420,13 @@ def _webhook_job(hook: Webhook, text: str, record: Mapping[str, Any], env: Mappi
     shown = shown_url(url)
     hide = _hider(mask, [*secrets, url])  # the full URL may carry a secret path
     headers = {name: expand(value, env) for name, value in hook.headers}
-    body = json.dumps({"text": hide(text), "run": _mask_tree(record, hide)},
-                      ensure_ascii=False).encode()
 
     def work(deadline: float) -> str:
         if not shown.startswith(("http://", "https://")):
             return "failed (not an http or https URL)"
+        # A record holds JSON types; anything else is sent as its (masked) text.
+        body = json.dumps({"text": hide(text), "run": _mask_tree(record, hide)},
+                          ensure_ascii=False, default=lambda value: hide(str(value))).encode()
         opener = urllib.request.build_opener(
             _NoRedirect, urllib.request.HTTPSHandler(context=tls_context(env)))
         return _retrying(lambda timeout: _post(opener, url, body, headers, timeout), deadline)

@@ -648,3 +648,10 @@ def test_report_and_webhook_from_a_real_run(project: Project, hook: HookServer) 
     assert body["text"] == f"pipeline failed: run {record['run_id']}; failed: 2.bad; log: " \
                            f"data and logs/{log.name}"
     assert SECRET not in hook.posted[0].body.decode()
+
+
+def test_a_record_with_odd_values_is_still_sent(hook: HookServer) -> None:
+    record = failed_record()
+    record["extra"] = {"path": Path(f"/x/{SECRET}")}  # not a JSON type
+    assert send([webhook_channel(hook)], record) == [f"{host(hook)}: sent"]
+    assert json.loads(hook.posted[0].body)["run"]["extra"] == {"path": "/x/***"}

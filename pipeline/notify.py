@@ -220,10 +220,10 @@ def disk_written(log_dir: Path, run_id: str, started: Any) -> int:
     total = sum(_size(log_dir / name) for name in (runid.log_name(run_id),
                                                    runid.record_name(run_id)))
     if run_id:
-        total += sum(_size(path) for path in _files(log_dir / runid.RUNS_FOLDER / run_id))
+        total += _bytes_under(log_dir / runid.RUNS_FOLDER / run_id)
     since = _timestamp(started)
     if since is not None:
-        total += sum(_size(path) for path in _files(log_dir / "data", since))
+        total += _bytes_under(log_dir / "data", since)
     return total
 
 
@@ -234,17 +234,22 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _files(top: Path, since: float | None = None) -> Iterable[Path]:
-    """Regular files under `top` (symlinks not followed), changed at or after `since`."""
-    for folder, _, names in os.walk(top):
-        for name in names:
-            path = Path(folder, name)
-            try:
-                info = path.lstat()
-            except OSError:
-                continue
-            if (since is None or info.st_mtime >= since) and not path.is_symlink():
-                yield path
+def _bytes_under(top: Path, since: float | None = None) -> int:
+    """Bytes of the regular files under `top` (symlinks not followed) changed at or
+    after `since`; one stat a file (scandir knows the kind of each entry)."""
+    total, folders = 0, [str(top)]
+    while folders:
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        info = entry.stat(follow_symlinks=False)
+                        total += info.st_size if since is None or info.st_mtime >= since else 0
+        except OSError:
+            continue  # gone, or not readable: it holds nothing this run wrote that we can count
+    return total
 
 
 def _timestamp(started: Any) -> float | None:

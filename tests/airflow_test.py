@@ -15,9 +15,9 @@ import pytest
 pytest.importorskip("airflow.sdk", reason="Apache Airflow is not installed here "
                     "(pip install -r requirements-airflow.txt; .ci/airflow runs these)")
 
-from pipeline import airflow as af  # noqa: E402  (after the skip)
-from pipeline import config as cfg  # noqa: E402
-from pipeline.codes import FatalError  # noqa: E402
+from pipeline import airflow as af
+from pipeline import config as cfg
+from pipeline.codes import FatalError
 
 FIXTURE = Path(__file__).parent / "airflow" / "fixture"
 UTC = timezone.utc

@@ -37,7 +37,7 @@ GIT_KEYS = frozenset(
     {"push", "remote", "branch", "paths", "commit_message", "author_name",
      "author_email", "push_retries", "commit"}
 )
-# A module file name starts with a number, then ".", "_" or "-" (SPEC: discovery).
+# A module file name starts with a number, then ".", "_" or "-" (README: "Modules and discovery").
 NUMBERED = re.compile(r"^(\d+)[._-](.+)$")
 
 
@@ -84,15 +84,23 @@ class GitSettings:
     commit: CommitMode = "always"
 
     def wanted(self, flag: bool | None, dry_run: bool, env: Mapping[str, str]) -> bool:
-        """Commit and push back? Never under --dry-run; --push/--no-push win over
-        `push`; "auto" pushes in GitHub Actions or wherever a GITHUB_TOKEN is set."""
+        return self.decide(flag, dry_run, env)[0]
+
+    def decide(self, flag: bool | None, dry_run: bool, env: Mapping[str, str]
+               ) -> tuple[bool, str]:
+        """Commit and push back?, and why. Never under --dry-run; --push/--no-push win
+        over `push`; "auto" pushes in GitHub Actions or wherever a GITHUB_TOKEN is set."""
         if dry_run:
-            return False
+            return False, "--dry-run"
         if flag is not None:
-            return flag
-        if self.push == "auto":
-            return env.get("GITHUB_ACTIONS") == "true" or bool(env.get("GITHUB_TOKEN"))
-        return self.push == "always"
+            return flag, "--push" if flag else "--no-push"
+        if self.push != "auto":
+            return self.push == "always", f"git.push {self.push}"
+        if env.get("GITHUB_ACTIONS") == "true":
+            return True, "git.push auto: GITHUB_ACTIONS is set"
+        if env.get("GITHUB_TOKEN"):
+            return True, "git.push auto: GITHUB_TOKEN is set"
+        return False, "git.push auto: neither GITHUB_ACTIONS nor GITHUB_TOKEN is set"
 
 
 @dataclass(frozen=True)
@@ -373,7 +381,7 @@ def module_name(path: Path) -> str:
 
 
 def module_command(path: Path, display: str, key: str) -> tuple[str, ...]:
-    """SPEC: `.py` runs with our interpreter, `.sh` with bash, other executables directly."""
+    """`.py` runs with our interpreter, `.sh` with bash, other executables directly."""
     if path.suffix == ".py":
         return (sys.executable, str(path))
     if path.suffix == ".sh":

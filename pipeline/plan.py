@@ -6,9 +6,7 @@ by --only, --from, --skip and --resume.
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,9 +45,11 @@ def _resume_of(record: dict[str, Any]) -> str | None:
 
 def _original(log_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Follow `resume_of` back to the run whose window a chain of resumes completes."""
+    from pipeline import history
+
     for _ in range(1000):  # a hand-made cycle must not hang the run
         previous = _resume_of(record)
-        found = _read_record(log_dir / runid.record_name(previous)) if previous else None
+        found = history.read_record(log_dir / runid.record_name(previous)) if previous else None
         if found is None:
             return record
         record = found
@@ -188,45 +188,18 @@ def _unlisted_file(config: Config, name: str) -> str | None:
     return None
 
 
-def records_newest_first(log_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Run records, newest first by name; a record is read only when reached, so a
-    caller that stops early pays for what it read, not for the whole history."""
-    try:
-        with os.scandir(log_dir) as entries:
-            ids = [run_id for e in entries if (run_id := _record_id(e.name)) is not None]
-    except FileNotFoundError:
-        return
-    for run_id in sorted(ids, key=runid.sort_key, reverse=True):
-        path = log_dir / runid.record_name(run_id)
-        record = _read_record(path)
-        if record is not None:
-            yield path, record
-
-
-def _record_id(name: str) -> str | None:
-    return runid.of_file(name) if name.endswith(runid.RECORD_SUFFIX) else None
-
-
-def _read_record(path: Path) -> dict[str, Any] | None:
-    """A run record, or None for a file that is not one (a user's own JSON)."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    ok = isinstance(record, dict) and isinstance(record.get("modules"), list)
-    return record if ok else None
-
-
 def resume_point(config: Config) -> tuple[Resumed | None, str | None, str]:
     """The module that failed or was interrupted in the newest run that counts (not
     a dry run, not a backfill); or None, and why there is nothing to resume."""
-    for path, record in records_newest_first(config.log_dir):
-        if record.get("dry_run") or record.get("backfill"):
-            continue
-        run_id = str(record.get("run_id") or runid.of_file(path.name))
-        resumed = Resumed(run_id, record, _original(config.log_dir, record))
-        for module in record["modules"]:
-            if isinstance(module, dict) and module.get("status") == "failed":
-                return resumed, str(module.get("name")), ""
-        return None, None, f"--resume: nothing to resume: no module failed in {path.name}"
-    raise FatalError(f"--resume: no run record in {config.log_dir} to resume from")
+    from pipeline import history  # read only by --resume
+
+    newest = history.resume_record(config.log_dir)
+    if newest is None:
+        raise FatalError(f"--resume: no run record in {config.log_dir} to resume from")
+    path, record = newest
+    run_id = str(record.get("run_id") or runid.of_file(path.name))
+    resumed = Resumed(run_id, record, _original(config.log_dir, record))
+    for module in record["modules"]:
+        if isinstance(module, dict) and module.get("status") == "failed":
+            return resumed, str(module.get("name")), ""
+    return None, None, f"--resume: nothing to resume: no module failed in {path.name}"

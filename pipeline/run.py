@@ -144,18 +144,27 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
     and one after the last push cannot turn a finished run into a crash.
     """
     code = EXIT_OK
+    publish = _commit_back_line(config, options, env)
     with Cancel() as cancel:
         for window in backfill or [None]:
             if cancel.requested:
                 return EXIT_INTERRUPTED
-            code = start(config, plan, options, env, cancel, window).exit_code
+            code = start(config, plan, options, env, cancel, window, publish).exit_code
             if code != EXIT_OK:
                 break
     return code
 
 
+def _commit_back_line(config: Config, options: Options, env: Mapping[str, str]) -> str:
+    """What will become of the run's files, and why: said at the start of every run."""
+    wanted, why = config.git.decide(options.push, options.dry_run, env)
+    if not wanted:
+        return f"commit-back: off ({why})"
+    return f"commit-back: push to {config.git.remote} ({why})"
+
+
 def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
-          cancel: Cancel, backfill: Window | None = None) -> RunResult:
+          cancel: Cancel, backfill: Window | None = None, publish: str = "") -> RunResult:
     """Run the plan once; write the log, the run record and (after success) the state."""
     started = datetime.now(config.tz)
     masker = logs.Masker(logs.secret_values(env, config.mask_env))
@@ -164,6 +173,8 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
         result = _begin(config, plan, options, started, backfill, runlog)
         ctx = _context(config, options, result)
         _announce(config, plan, ctx, result, backfill is not None)
+        if publish:
+            logger.info(publish)
         try:
             result.modules = _run_modules(plan, ctx, env, runlog, cancel, actions)
             result.status = run_status(result.modules, cancel.requested)
@@ -175,13 +186,13 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
         except Exception:
             logger.exception(f"could not write the run record {result.record_path}")
             result.status = "failed"
-        commit = None
+        commit = push_error = None
         if config.git.wanted(options.push, options.dry_run, env):
             logger.info("committing the run back (log, record, config) and pushing it")
             runlog.close_file()  # the committed log is complete; what follows is console only
-            commit = _commit_back(config, result, env, masker)
+            commit, push_error = _commit_back(config, result, env, masker)
             result.push_failed = commit is None
-        _tell_actions(actions, result, commit)
+        _tell_actions(actions, result, commit, push_error)
     return result
 
 
@@ -216,24 +227,22 @@ def _context(config: Config, options: Options, result: RunResult) -> RunContext:
     )
 
 
-def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None) -> None:
+def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None,
+                  push_error: str | None) -> None:
     if not actions.enabled or not result.record:
         return
-    actions.annotate([
+    failures = [
         github.Failure(r.spec.name, r.spec.critical,
                        "interrupted" if r.last.interrupted else r.last.describe(),
                        r.last.stderr_tail[-1] if r.last.stderr_tail else "")
         for r in result.modules if r.status == "failed" and r.last is not None
-    ])
-    log_file = result.record["log_file"]
-    actions.summary(result.record, actions.log_link(commit, log_file))
-    actions.outputs({"status": result.status, "run_id": result.run_id, "log_file": log_file,
-                     "record_file": log_file.removesuffix(".log") + ".json"})
+    ]
+    actions.finish(result.record, failures=failures, commit=commit, push_error=push_error)
 
 
 def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
-                 masker: logs.Masker) -> str | None:
-    """The pushed commit, or None when committing or pushing failed (logged)."""
+                 masker: logs.Masker) -> tuple[str | None, str | None]:
+    """(the pushed commit, None), or (None, why) when committing or pushing failed (logged)."""
     from pipeline import gitsync  # GitPython is imported only when a run pushes
 
     request = gitsync.Request(
@@ -245,10 +254,10 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
         pushed = gitsync.commit_and_push(request, masker)
     except gitsync.PushError as exc:
         logger.error(masker(str(exc)))
-        return None
+        return None, masker(str(exc))
     except Exception:
         logger.exception("committing the run back failed unexpectedly; its files are on disk")
-        return None
+        return None, "committing the run back failed unexpectedly; see the log"
     if pushed.renamed_to:
         logger.warning(f"a concurrent run had taken run id {result.run_id}: this run was "
                        f"committed as {pushed.renamed_to}")
@@ -257,7 +266,7 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
                        "stand in the way; run `git pull --rebase` to catch up")
     logger.info(f"pushed {pushed.commit[:7]} to {pushed.target} ({pushed.branch}) "
                 f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}")
-    return pushed.commit
+    return pushed.commit, None
 
 
 def renamed_record(content: bytes, run_id: str, log_file: str) -> bytes:
@@ -307,6 +316,7 @@ def _run_modules(
             continue
         where = f"[{position}/{len(plan.modules)}]"
         actions.start_group(f"{where} {spec.name}")
+        actions.begin_untrusted()  # ended, with the group, by end_group()
         try:
             logger.bind(module=spec.name).info(f"{where} starting {spec.rel}")
             result = _run_one(spec, ctx, env, runlog, cancel)

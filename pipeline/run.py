@@ -40,6 +40,7 @@ from pipeline.window import Window
 
 ModuleStatus = Literal["success", "skipped", "failed", "recovered", "not_run"]
 RunStatus = Literal["success", "partial", "failed", "interrupted"]
+REVIEWED = ("failed", "partial", "interrupted")  # the statuses that get a review report
 EXIT_CODES: dict[RunStatus, int] = {
     "success": EXIT_OK,
     "partial": EXIT_OK,
@@ -104,6 +105,7 @@ class RunResult:
     record: dict[str, Any] = field(default_factory=dict)
     push_failed: bool = False
     config_ok: bool = True  # the config still loads after the modules ran
+    review: str = ""  # the review report, for a run that did not succeed
 
     @property
     def exit_code(self) -> int:
@@ -223,7 +225,9 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
             runlog.close_file()  # the committed log is complete; what follows is console only
             commit, push_error = _commit_back(config, result, env, masker)
             result.push_failed = push_error is not None
-        _tell_actions(actions, result, commit, push_error)
+        link = actions.log_link(commit, result.record.get("log_file", ""))
+        sent = _notify(config, result, options, env, masker, link)
+        _tell_actions(actions, result, commit, push_error, sent)
     return result
 
 
@@ -259,7 +263,7 @@ def _context(config: Config, options: Options, result: RunResult) -> RunContext:
 
 
 def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None,
-                  push_error: str | None) -> None:
+                  push_error: str | None, notifications: Sequence[str]) -> None:
     if not actions.enabled or not result.record:
         return
     failures = [
@@ -268,7 +272,8 @@ def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None
                        r.last.stderr_tail[-1] if r.last.stderr_tail else "")
         for r in result.modules if r.status == "failed" and r.last is not None
     ]
-    actions.finish(result.record, failures=failures, commit=commit, push_error=push_error)
+    actions.finish(result.record, failures=failures, commit=commit, push_error=push_error,
+                   notifications=notifications)
 
 
 def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
@@ -467,12 +472,62 @@ def _finish(
     config_ok = result.config_ok = _config_still_loads(config)
     if not config_ok and result.status in ("success", "partial"):
         result.status = "failed"
-    run_dir = _close_run_dir(result.run_dir)
-    record = _mask(_record(config, plan, result, options, env, backfill, run_dir), masker)
+    record = _mask(_record(config, plan, result, options, env, backfill, result.run_dir), masker)
+    if result.status in REVIEWED:
+        result.review = _write_review(config, result, record, env, masker)
+    if _close_run_dir(result.run_dir) is None:
+        record["run_dir"] = None
     cfg.write_atomic(result.record_path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     _store_state(config, plan, result, options, backfill, config_ok)
     _farewell(result, record)
     return record
+
+
+def pipeline_name(config: Config, env: Mapping[str, str]) -> str:
+    return env.get("GITHUB_REPOSITORY") or config.root.resolve().name
+
+
+def _review(config: Config, result: RunResult, record: dict[str, Any],
+            env: Mapping[str, str], masker: logs.Masker) -> str:
+    from pipeline import notify
+
+    tails = {r.spec.name: r.last.stderr_tail for r in result.modules if r.last is not None}
+    return notify.review_report(record, tails, pipeline=pipeline_name(config, env),
+                                log_dir=config.log_dir, mask=masker)
+
+
+def _write_review(config: Config, result: RunResult, record: dict[str, Any],
+                  env: Mapping[str, str], masker: logs.Masker) -> str:
+    """runs/<run_id>/review.txt: what an operator reads first; committed with the run."""
+    from pipeline import notify
+
+    text = _review(config, result, record, env, masker)
+    path = notify.review_path(config.log_dir, result.run_id)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cfg.write_atomic(path, text)
+    except OSError as exc:
+        logger.error(f"could not write the review report {path}: {exc.strerror}")
+        return text
+    logger.info(f"review report: {_relative(path, config.root)}")
+    return text
+
+
+def _notify(config: Config, result: RunResult, options: Options, env: Mapping[str, str],
+            masker: logs.Masker, link: str | None) -> list[str]:
+    """Send the run to the channels that want its status; never changes the run."""
+    if not config.notify or not result.record:
+        return []
+    from pipeline import notify
+
+    review = result.review or _review(config, result, result.record, env, masker)
+    lines = notify.send(config.notify, result.record, review, env=env, log_path=result.log_path,
+                        log_link=link, mask=masker, dry_run=options.dry_run,
+                        pipeline=pipeline_name(config, env))
+    failed = set(notify.failures(lines))
+    for line in lines:
+        logger.log("WARNING" if line in failed else "INFO", f"notify: {line}")
+    return lines
 
 
 def _config_still_loads(config: Config) -> bool:

@@ -26,15 +26,21 @@ def context(project: Project, **changes: object) -> RunContext:
 
 
 class Collected:
-    """The output sink: every batch of lines, in order."""
+    """The output sink: every line, in order, and which stream it came on."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.streams: list[str] = []
+        self.pieces = 0  # calls with a piece of a long line
         self.on_line: dict[str, object] = {}
 
-    def __call__(self, lines: list[str]) -> None:
-        for line in lines:
+    def __call__(self, stream: str, text: str) -> None:
+        if not text.endswith("\n"):
+            self.pieces += 1
+            text += "\n"
+        for line in text[:-1].split("\n"):
             self.lines.append(line)
+            self.streams.append(stream)
             action = self.on_line.get(line)
             if callable(action):
                 action()
@@ -90,8 +96,11 @@ def test_the_module_gets_the_contract_environment(project: Project) -> None:
         "PIPELINE_LAST_RUN_DATE=2026-11-22T06:00:00+00:00",
         f"PIPELINE_LOG_DIR={project.log_dir}",
         "PIPELINE_MODULE=1.env",
+        "PIPELINE_RUN_DIR=",
         "PIPELINE_RUN_ID=20261123_06h00",
         "PIPELINE_RUN_STARTED=2026-11-23T06:00:01+00:00",
+        "PIPELINE_WINDOW_END=",
+        "PIPELINE_WINDOW_START=",
         f"cwd={project.root}",
         "stdin=''",
     ]
@@ -167,7 +176,7 @@ def test_a_timeout_stops_the_module_and_its_grandchild(project: Project) -> None
     """, timeout=1)
     assert outcome.timed_out
     assert outcome.exit_code == -signal.SIGTERM
-    assert outcome.describe() == "timed out"
+    assert outcome.describe() == "timed out after 1 s"
     assert dies(int(pid_file.read_text()))
 
 

@@ -61,7 +61,7 @@ def test_every_line_of_the_file_has_the_format(tmp_path: Path, capsys: pytest.Ca
             raise ValueError("bad")
         except ValueError:
             logger.exception("unexpected")
-        runlog.output("1.fetch", ["out 1", "::add-mask::hunter2hunter2", "hunter2hunter2 here"])
+        runlog.output("1.fetch", "stdout", "out 1\n::add-mask::hunter2hunter2\nhunter2hunter2 here\n")
     text = (tmp_path / "x.log").read_text()
     lines = text.splitlines()
     assert all(LINE.match(line) for line in lines), text

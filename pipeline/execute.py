@@ -30,9 +30,10 @@ from pipeline.config import ModuleSpec
 # 7.5 s later, then kills everything 2.5 s after that: 3 s here leaves time to
 # write the log and record and to push them.
 KILL_GRACE_SECONDS = 3.0
-# Pipes of 1 MiB (Linux's pipe-max-size for unprivileged users) read whole: a
-# module that prints fast is rarely blocked, and its lines come in few reads.
-PIPE_BYTES = READ_SIZE = 1 << 20
+# Pipes of 1 MiB (Linux's pipe-max-size for unprivileged users): a module that
+# prints fast is rarely blocked, and its lines come in few reads.
+PIPE_BYTES = 1 << 20
+READ_SIZE = 1 << 18
 # After a read that did not fill the buffer, wait this long for more: lines
 # that a module writes one by one then arrive many to a read (each read has a
 # fixed cost) and still reach the log live.

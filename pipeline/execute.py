@@ -33,7 +33,7 @@ KILL_GRACE_SECONDS = 3.0
 # Pipes of 1 MiB (Linux's pipe-max-size for unprivileged users): a module that
 # prints fast is rarely blocked, and its lines come in few reads.
 PIPE_BYTES = 1 << 20
-READ_SIZE = 1 << 18
+READ_SIZE = 1 << 16
 # After a read that did not fill the buffer, wait this long for more: lines
 # that a module writes one by one then arrive many to a read (each read has a
 # fixed cost) and still reach the log live.
@@ -251,44 +251,59 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{ord(match.group()):02x}"
 
 
-def _text(raw: bytes) -> str:
-    text = raw.decode("utf-8", "replace")
-    return sanitise(text) if raw.translate(None, _PLAIN_BYTES) or _C1_LEAD in raw else text
+def _dirty(raw: bytes | bytearray) -> bool:
+    """Whether `raw` may hold something sanitise() changes (a quick test, in C)."""
+    return bool(raw.translate(None, _PLAIN_BYTES)) or _C1_LEAD in raw
 
 
 class _Lines:
-    """Cuts a byte stream into text: complete lines, or pieces of a line too long."""
+    """Cuts a byte stream into text: complete lines, or pieces of a line too long.
+
+    The usual chunk holds many lines: it is decoded and checked whole, and only
+    a chunk with a control character goes through sanitise().
+    """
 
     def __init__(self) -> None:
         self._pending = bytearray()
+        self._dirty = False  # whether what is pending may need sanitise()
 
     def feed(self, chunk: bytes) -> str:
-        if not self._pending and chunk.endswith(b"\n"):
-            return _text(chunk)  # the usual case: whole lines, nothing held back
-        self._pending += chunk
-        end = self._pending.rfind(b"\n") + 1
-        if not end:
-            return self._cut() if len(self._pending) > MAX_LINE_BYTES else ""
+        dirty = _dirty(chunk)
         # A newline byte never occurs inside a UTF-8 sequence: this cut is safe.
-        raw = bytes(self._pending[:end])
-        del self._pending[:end]
-        return _text(raw)
+        end = chunk.rfind(b"\n") + 1
+        if not end:
+            self._pending += chunk
+            self._dirty |= dirty
+            return self._cut() if len(self._pending) > MAX_LINE_BYTES else ""
+        if self._pending:
+            self._pending += memoryview(chunk)[:end]
+            text = self._pending.decode("utf-8", "replace")
+            dirty |= self._dirty
+        else:
+            text = str(memoryview(chunk)[:end], "utf-8", "replace")
+        self._pending = bytearray(memoryview(chunk)[end:])
+        self._dirty = dirty and bool(self._pending)
+        return sanitise(text) if dirty else text
 
     def _cut(self) -> str:
         end = MAX_LINE_BYTES
         while end > 0 and self._pending[end] & 0xC0 == 0x80:  # not inside a UTF-8 sequence
             end -= 1
-        raw = bytes(self._pending[:end])
+        raw = self._pending[:end]
         del self._pending[:end]
-        return _text(raw)
+        return self._text(raw)
 
     def flush(self) -> str:
         """The last line, even without its newline."""
         if not self._pending:
             return ""
-        raw = bytes(self._pending) + b"\n"
-        self._pending.clear()
-        return _text(raw)
+        raw = self._pending + b"\n"
+        self._pending = bytearray()
+        return self._text(raw)
+
+    def _text(self, raw: bytearray) -> str:
+        text = raw.decode("utf-8", "replace")
+        return sanitise(text) if self._dirty and _dirty(raw) else text
 
 
 class _Tail:

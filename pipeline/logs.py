@@ -269,15 +269,19 @@ class RunLog:
         """Write `text` (lines, each ending in a newline, masked) in the line format."""
         prefix = f"{stamp(now)} | {level:<8} | {module} | "
         number = LEVEL_NUMBERS.get(level) or logger.level(level).no
-        self._emit(prefix + text[:-1].replace("\n", "\n" + prefix) + "\n", number)
+        # Every newline but the last starts a line: one replace, no other copy.
+        body = text.replace("\n", "\n" + prefix, text.count("\n") - 1)
+        self._emit((prefix, body), number)
 
-    def _emit(self, text: str, level: int) -> None:
+    def _emit(self, parts: tuple[str, ...], level: int) -> None:
         if level >= self._console_level:
-            self._console.write(text)
+            for part in parts:
+                self._console.write(part)
             self._console.flush()
         if self._file is not None:
             try:
-                self._file.write(text)
+                for part in parts:
+                    self._file.write(part)
                 self._file.flush()
             except OSError as exc:
                 self._lose_file(exc)

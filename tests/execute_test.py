@@ -359,7 +359,8 @@ def test_stdout_and_stderr_are_told_apart(project: Project) -> None:
         print("to out", flush=True)
         print("to err", file=sys.stderr, flush=True)
     """)
-    assert list(zip(out.lines, out.streams)) == [("to out", "stdout"), ("to err", "stderr")]
+    assert out.lines == ["to out", "to err"]
+    assert out.streams == ["stdout", "stderr"]
 
 
 def test_a_long_line_is_cut_into_pieces_that_keep_utf8_whole(project: Project) -> None:

@@ -129,7 +129,7 @@ def log_file(tmp_path: Path) -> Path:
 
 
 def open_log(path: Path) -> TextIO:
-    return open(path, "x", encoding="utf-8")  # noqa: SIM115 (RunLog closes it)
+    return open(path, "x", encoding="utf-8")
 
 
 def test_a_secret_straddling_the_cut_of_a_long_line_is_masked(project: Project, log_file: Path

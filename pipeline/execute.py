@@ -144,8 +144,8 @@ def module_env(base: Mapping[str, str], ctx: RunContext, spec: ModuleSpec) -> di
         PIPELINE_DRY_RUN="1" if ctx.dry_run else "0",
         PIPELINE_FORCE="1" if ctx.force else "0",
         PIPELINE_WINDOW_START=_iso(ctx.window_start),
-        PIPELINE_WINDOW_END=_iso(ctx.window_end),
-        PIPELINE_RUN_DIR=str(ctx.run_dir) if ctx.run_dir is not None else "",
+        PIPELINE_WINDOW_END=_iso(ctx.window_end or ctx.started),
+        PIPELINE_RUN_DIR=str(ctx.run_dir or ""),
     )
     if not spec.github_token:
         # The orchestrator pushes with this token; a module gets write access to
@@ -160,7 +160,7 @@ def module_env(base: Mapping[str, str], ctx: RunContext, spec: ModuleSpec) -> di
 
 
 def _iso(moment: datetime | None) -> str:
-    return moment.isoformat(timespec="seconds") if moment is not None else ""
+    return moment.isoformat(timespec="seconds") if moment else ""
 
 
 def become_subreaper() -> bool:

@@ -324,8 +324,10 @@ def test_a_wrong_token_exits_3_with_a_clear_line(http_remote: Path, tmp_path: Pa
     with git_http_server(tmp_path, TOKEN) as server:
         result = project.run(env=token_env(server.url, wrong))
     assert result.returncode == EXIT_PUSH
-    failure = [ln for ln in result.stdout.splitlines() if "failed" in ln and "push to" in ln]
+    lines = result.stdout.splitlines()
+    failure = [ln for ln in lines if "| ERROR" in ln and "push to" in ln and "failed" in ln]
     assert len(failure) == 1
+    assert [ln for ln in lines if ln.startswith("::error title=push failed::push to ")]
     assert f"push to {server.url}/owner/remote.git (main) failed:" in failure[0]
     assert "the server refused GITHUB_TOKEN" in failure[0]
     assert "permissions: contents: write" in failure[0]

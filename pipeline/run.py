@@ -124,7 +124,7 @@ def _duration(first: Outcome | None, last: Outcome | None) -> float | None:
 
 
 def status_of(outcome: Outcome) -> ModuleStatus:
-    if outcome.interrupted or outcome.timed_out:
+    if outcome.interrupted or outcome.timed_out or outcome.write_error:
         return "failed"
     if outcome.exit_code == MODULE_OK:
         return "success"
@@ -211,6 +211,8 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
         try:
             result.modules = _run_modules(plan, ctx, env, runlog, cancel, actions)
             result.status = run_status(result.modules, cancel.requested)
+            if runlog.write_error:  # the log is incomplete: the run cannot count as done
+                result.status = "failed"
         except Exception:
             logger.exception("the orchestrator failed unexpectedly; the run is recorded as failed")
             result.status = "failed"
@@ -385,7 +387,7 @@ def _run_modules(
         finally:
             actions.end_group()
         results.append(result)
-        stopped = result.status == "failed" and spec.critical
+        stopped = (result.status == "failed" and spec.critical) or bool(runlog.write_error)
     return results
 
 
@@ -398,7 +400,8 @@ def _run_one(
     output = partial(runlog.output, spec.name)
     first = outcome = execute.run_module(spec, ctx, module_env, output, cancel)
     attempts = 1
-    while status_of(outcome) == "failed" and attempts <= spec.retries and not outcome.interrupted:
+    while (status_of(outcome) == "failed" and attempts <= spec.retries
+           and not outcome.interrupted and not outcome.write_error):
         delay = spec.retry_delay_seconds
         log.warning(f"attempt {attempts} failed ({outcome.describe()}); retrying in {delay:g} s")
         if cancel.wait(delay):

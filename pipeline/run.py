@@ -8,6 +8,7 @@ notifications). A backfill is one such run per interval.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -40,6 +41,7 @@ from pipeline.window import Window
 
 ModuleStatus = Literal["success", "skipped", "failed", "recovered", "not_run"]
 RunStatus = Literal["success", "partial", "failed", "interrupted"]
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 REVIEWED = ("failed", "partial", "interrupted")  # the statuses that get a review report
 EXIT_CODES: dict[RunStatus, int] = {
     "success": EXIT_OK,
@@ -152,6 +154,8 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
     """
     from pipeline import gitsync, lock  # only a real run takes the lock
 
+    # Orphans of a module (a daemon that called setsid) come back to us and end with it.
+    execute.become_subreaper()
     try:
         with lock.hold(config.root, config.log_dir, options.wait_seconds) as held:
             said = [("WARNING", f"repaired what a killed run left: {line}")
@@ -202,7 +206,8 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
     started = datetime.now(config.tz)
     masker = logs.Masker(logs.secret_values(env, config.mask_env))
     actions = github.Actions(env, masker)
-    with logs.RunLog(config.tz, masker, verbose=options.verbose) as runlog:
+    with logs.RunLog(config.tz, masker, verbose=options.verbose,
+                     on_command=actions.module_command) as runlog:
         result = _begin(config, plan, options, started, backfill, runlog)
         ctx = _context(config, options, result)
         _announce(config, plan, ctx, result, backfill is not None)
@@ -218,8 +223,8 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
             result.status = "failed"
         try:
             result.record = _finish(config, plan, result, options, env, masker, backfill)
-        except Exception:
-            logger.exception(f"could not write the run record {result.record_path}")
+        except Exception as exc:
+            _record_not_written(result.record_path, exc)
             result.status = "failed"
         commit = push_error = None
         if config.git.wanted(options.push, options.dry_run, env):
@@ -231,6 +236,14 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
         sent = _notify(config, result, options, env, masker, link)
         _tell_actions(actions, result, commit, push_error, sent)
     return result
+
+
+def _record_not_written(path: Path, exc: Exception) -> None:
+    """One line for a full disk (a traceback would say no more); a traceback otherwise."""
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+        logger.error(f"could not write the run record {path}: {exc.strerror}")
+    else:
+        logger.exception(f"could not write the run record {path}")
 
 
 def _begin(config: Config, plan: Plan, options: Options, started: datetime,

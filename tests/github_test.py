@@ -267,8 +267,14 @@ def test_the_runner_acts_on_no_command_a_module_prints(project: Project, tmp_pat
     names = [c.name for c in acted]
     tokens = [c.data for c in acted if c.name == "stop-commands"]
     assert len(tokens) == 2 and len(set(tokens)) == 2 and all(len(t) == 32 for t in tokens)
-    ours = {"group", "endgroup", "stop-commands", "warning", *tokens}
+    ours = {"group", "endgroup", "stop-commands", "warning", "error", *tokens}
     assert set(names) <= ours, [c.line for c in acted if c.name not in ours]
+    # The module's own ::warning:: and ::error:: lines are annotations we make, titled
+    # with its name, after its span; its failure is a warning (it is non-critical).
+    assert [c.line for c in acted if c.name in ("warning", "error")] == [
+        "::warning title=1.hostile::legit", "::error title=1.hostile::from stderr",
+        "::warning title=1.hostile::1.hostile (non-critical) failed: exit code 3; "
+        "last stderr line: ::error::from stderr"]
     assert [c.data for c in acted if c.name == "group"] == ["[1/2] 1.hostile", "[2/2] 2.after"]
     assert names.count("endgroup") == 2
     spans = [name for name in names if name not in ("warning", "notice", "error")]

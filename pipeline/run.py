@@ -206,6 +206,7 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
     started = datetime.now(config.tz)
     masker = logs.Masker(logs.secret_values(env, config.mask_env))
     actions = github.Actions(env, masker)
+    actions.begin_untrusted()  # until finish(): the runner acts on our commands alone
     with logs.RunLog(config.tz, masker, verbose=options.verbose,
                      on_command=actions.module_command) as runlog:
         result = _begin(config, plan, options, started, backfill, runlog)
@@ -235,6 +236,7 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
         link = actions.log_link(commit, result.record.get("log_file", ""))
         sent = _notify(config, result, options, env, masker, link)
         _tell_actions(actions, result, commit, push_error, sent)
+        actions.end_untrusted()
     return result
 
 
@@ -390,7 +392,6 @@ def _run_modules(
             continue
         where = f"[{position}/{len(plan.modules)}]"
         actions.start_group(f"{where} {spec.name}")
-        actions.begin_untrusted()  # ended, with the group, by end_group()
         try:
             logger.bind(module=spec.name).info(f"{where} starting {spec.rel}")
             result = _run_one(spec, ctx, env, runlog, cancel)

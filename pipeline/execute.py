@@ -209,6 +209,12 @@ class Cancel:
         os.close(self._read_fd)
         os.close(self._write_fd)
 
+    def ignore_after(self) -> None:
+        """When the scope ends, ignore the signals instead of restoring the handlers
+        found: work that is finished cannot be cancelled, and a late signal must not
+        turn its exit code into a crash."""
+        self._saved = {signum: signal.SIG_IGN for signum in self.SIGNALS}
+
     def _handle(self, signum: int, frame: object) -> None:
         self.signum = self.signum or signum
         self.count += 1

@@ -171,6 +171,7 @@ def _runs(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
           backfill: list[Window] | None, said: list[tuple[str, str]]) -> int:
     code = EXIT_OK
     with Cancel() as cancel:
+        cancel.ignore_after()  # until the process exits, a cancel changes nothing more
         for window in backfill or [None]:
             if cancel.requested:
                 return EXIT_INTERRUPTED

@@ -215,30 +215,42 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
         _announce(config, plan, ctx, result, backfill is not None)
         for level, line in said:
             logger.log(level, line)
-        try:
-            result.modules = _run_modules(plan, ctx, env, runlog, cancel, actions)
-            result.status = run_status(result.modules, cancel.requested)
-            if runlog.write_error:  # the log is incomplete: the run cannot count as done
-                result.status = "failed"
-        except Exception:
-            logger.exception("the orchestrator failed unexpectedly; the run is recorded as failed")
-            result.status = "failed"
+        result.modules, result.status = _execute(plan, ctx, env, runlog, cancel, actions)
         try:
             result.record = _finish(config, plan, result, options, env, masker, backfill)
         except Exception as exc:
             _record_not_written(result.record_path, exc)
             result.status = "failed"
-        commit = push_error = None
-        if config.git.wanted(options.push, options.dry_run, env):
-            logger.info("committing the run back (log, record, config) and pushing it")
-            runlog.close_file()  # the committed log is complete; what follows is console only
-            commit, push_error = _commit_back(config, result, env, masker)
-            result.push_failed = push_error is not None
-        link = actions.log_link(commit, result.record.get("log_file", ""))
-        sent = _notify(config, result, options, env, masker, link)
-        _tell_actions(actions, result, commit, push_error, sent)
-        actions.end_untrusted()
+        _publish(config, result, options, env, masker, runlog, actions)
     return result
+
+
+def _execute(plan: Plan, ctx: RunContext, env: Mapping[str, str], runlog: logs.RunLog,
+             cancel: Cancel, actions: github.Actions) -> tuple[list[ModuleResult], RunStatus]:
+    """The modules, in order, and what the run's status is for them."""
+    try:
+        modules = _run_modules(plan, ctx, env, runlog, cancel, actions)
+    except Exception:
+        logger.exception("the orchestrator failed unexpectedly; the run is recorded as failed")
+        return [], "failed"
+    if runlog.write_error:  # the log is incomplete: the run cannot count as done
+        return modules, "failed"
+    return modules, run_status(modules, cancel.requested)
+
+
+def _publish(config: Config, result: RunResult, options: Options, env: Mapping[str, str],
+             masker: logs.Masker, runlog: logs.RunLog, actions: github.Actions) -> None:
+    """Commit-back, notifications, the Actions UI: none of them changes the run's status."""
+    commit = push_error = None
+    if config.git.wanted(options.push, options.dry_run, env):
+        logger.info("committing the run back (log, record, config) and pushing it")
+        runlog.close_file()  # the committed log is complete; what follows is console only
+        commit, push_error = _commit_back(config, result, env, masker)
+        result.push_failed = push_error is not None
+    link = actions.log_link(commit, result.record.get("log_file", ""))
+    sent = _notify(config, result, options, env, masker, link)
+    _tell_actions(actions, result, commit, push_error, sent)
+    actions.end_untrusted()
 
 
 def _record_not_written(path: Path, exc: Exception) -> None:

@@ -35,7 +35,6 @@ import re
 import shutil
 import stat
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -99,7 +98,11 @@ class Run:
 
 @dataclass(frozen=True)
 class Doomed:
-    path: Path
+    """A file, or a run folder, to delete. Paths are strings: pathlib would cost
+    more than the deleting itself when there are thousands."""
+
+    path: str
+    relative: str  # to the log folder, with "/"
     why: str
     size: int
     folder: bool = False  # a run folder, deleted whole
@@ -160,15 +163,15 @@ def old_runs(runs: dict[str, Run], now: datetime, policy: dict[str, Any]
 
 def run_doomed(run_id: str, run: Run) -> list[Doomed]:
     why = f"run of {run.started:%Y-%m-%d %H:%M}"
-    doomed = [Doomed(Path(entry.path), why, entry.stat(follow_symlinks=False).st_size)
+    doomed = [Doomed(entry.path, entry.name, why, entry.stat(follow_symlinks=False).st_size)
               for entry in sorted(run.files, key=lambda e: e.name)]
     if run.folder is not None:
-        path = Path(run.folder.path)
-        doomed.append(Doomed(path, why, tree_size(path), folder=True))
+        path = run.folder.path
+        doomed.append(Doomed(path, f"{RUNS}/{run_id}/", why, tree_size(path), folder=True))
     return doomed
 
 
-def tree_size(folder: Path) -> int:
+def tree_size(folder: str) -> int:
     total = 0
     for parent, _, files in os.walk(folder, followlinks=False):
         for name in files:
@@ -194,67 +197,68 @@ def old_data(log_dir: Path, cutoff: datetime, keep: list[str]) -> list[Doomed]:
         return []
     limit = cutoff.timestamp()
     for folder, _, files in os.walk(top, followlinks=False):
+        prefix = os.path.relpath(folder, log_dir).replace(os.sep, "/") + "/"
         for name in files:
-            path = Path(folder, name)
-            info = path.lstat()
+            path = os.path.join(folder, name)
+            info = os.lstat(path)
             if info.st_mtime >= limit or not stat.S_ISREG(info.st_mode) or kept_by_pattern(
-                    shown(path, log_dir), keep):
+                    prefix + name, keep):
                 continue
             changed = datetime.fromtimestamp(info.st_mtime, cutoff.tzinfo)
-            doomed.append(Doomed(path, f"last changed {changed:%Y-%m-%d %H:%M}", info.st_size))
+            doomed.append(Doomed(path, prefix + name, f"last changed {changed:%Y-%m-%d %H:%M}",
+                                 info.st_size))
     return doomed
 
 
-def shown(path: Path, log_dir: Path) -> str:
-    """`path` relative to the log folder, for messages; a file name that is not
-    UTF-8 is shown with its odd bytes escaped."""
-    relative = path.relative_to(log_dir).as_posix()
+def shown(relative: str) -> str:
+    """A path for messages: a name that is not UTF-8 is shown with its odd bytes escaped."""
     return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class Deleter:
-    """Deletes (or, in a dry run, lists) paths inside one folder, never through a link."""
+    """Deletes (or, in a dry run, lists) paths in the log folder, never through a link.
+
+    `os.unlink` removes a link, not what it points at, and `shutil.rmtree`
+    refuses a link and does not follow those inside; what is left to check is
+    that no folder on the way is a link out of the log folder.
+    """
 
     def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
         self.real_log_dir = os.path.realpath(log_dir)
         self.dry_run = common.dry_run()
         self.verb = "would delete" if self.dry_run else "deleting"
-        self.real_parents: dict[Path, bool] = {}
+        self.real_parents: dict[str, bool] = {}
         self.lines: list[str] = []
-        self.failures = 0
+        self.failed: set[str] = set()
 
-    def inside(self, path: Path) -> bool:
-        """Whether `path`'s folder really is in the log folder: no way out through a link."""
-        parent = path.parent
+    def inside(self, path: str) -> bool:
+        """Whether `path`'s folder really is in the log folder (one look per folder)."""
+        parent = os.path.dirname(path.rstrip(os.sep))
         if parent not in self.real_parents:
             real = os.path.realpath(parent)
             self.real_parents[parent] = real == self.real_log_dir or real.startswith(
                 self.real_log_dir.rstrip(os.sep) + os.sep)
         return self.real_parents[parent]
 
-    def delete(self, item: Doomed) -> bool:
-        relative = shown(item.path, self.log_dir) + ("/" if item.folder else "")
-        if not self.inside(item.path) or item.path.is_symlink():
-            self.fail(f"not deleting {relative}: it leads out of the log folder")
-            return False
-        self.lines.append(f"{self.verb} {relative} ({item.why})")
+    def delete(self, item: Doomed) -> None:
+        if not self.inside(item.path):
+            self.fail(item, f"not deleting {shown(item.relative)}: it leads out of the log folder")
+            return
+        self.lines.append(f"{self.verb} {shown(item.relative)} ({item.why})")
         if self.dry_run:
-            return True
+            return
         try:
             if item.folder:
                 shutil.rmtree(item.path)
             else:
                 os.unlink(item.path)
         except OSError as exc:
-            self.fail(f"cannot delete {relative}: {exc.strerror or exc}")
-            return False
-        return True
+            self.fail(item, f"cannot delete {shown(item.relative)}: {exc.strerror or exc}")
 
-    def fail(self, message: str) -> None:
+    def fail(self, item: Doomed, message: str) -> None:
         self.flush()
         print(message, file=sys.stderr)
-        self.failures += 1
+        self.failed.add(item.path)
 
     def note(self, line: str) -> None:
         self.lines.append(line)
@@ -267,13 +271,13 @@ class Deleter:
             self.lines.clear()
 
 
-def dangling_latest(log_dir: Path, deleter: Deleter, doomed: Iterable[Doomed]) -> None:
+def dangling_latest(log_dir: Path, deleter: Deleter, doomed: list[Doomed]) -> None:
     """Remove `runs/latest` if it points at nothing once `doomed` is gone."""
     latest = log_dir / RUNS / LATEST
     if not latest.is_symlink():
         return
-    gone = {item.path for item in doomed if item.folder}
-    target = Path(os.path.normpath(latest.parent / os.readlink(latest)))
+    gone = {os.path.normpath(item.path) for item in doomed if item.folder}
+    target = os.path.normpath(os.path.join(latest.parent, os.readlink(latest)))
     if target in gone or not os.path.exists(latest):
         what = "it would point at nothing" if deleter.dry_run else "it points at nothing"
         deleter.note(f"{deleter.verb} {RUNS}/{LATEST} ({what})")
@@ -281,13 +285,20 @@ def dangling_latest(log_dir: Path, deleter: Deleter, doomed: Iterable[Doomed]) -
             latest.unlink(missing_ok=True)
 
 
-def remove_emptied_folders(doomed: list[Doomed], top: Path, deleter: Deleter) -> None:
-    """Folders below `top` that deleting `doomed` left empty (deepest first)."""
-    folders = {parent for item in doomed for parent in item.path.parents if top in parent.parents}
-    for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
-        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
-            folder.rmdir()
-            deleter.note(f"removed the empty folder {shown(folder, top.parent)}")
+def remove_emptied_folders(deleted: list[Doomed], log_dir: Path, deleter: Deleter) -> None:
+    """Folders below data/ that deleting `deleted` left empty (deepest first)."""
+    top = os.path.join(log_dir, "data")
+    folders: set[str] = set()
+    for item in deleted:
+        folder = os.path.dirname(item.path)
+        while folder.startswith(top + os.sep) and folder not in folders:
+            folders.add(folder)
+            folder = os.path.dirname(folder)
+    for folder in sorted(folders, key=lambda path: path.count(os.sep), reverse=True):
+        if os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+            relative = os.path.relpath(folder, log_dir).replace(os.sep, "/")
+            deleter.note(f"removed the empty folder {shown(relative)}")
 
 
 def read_policy() -> dict[str, Any]:
@@ -314,14 +325,15 @@ def main() -> int:
         print(f"nothing to delete: no run older than {policy['days']} days beyond the newest "
               f"{policy['keep_last']}, no data file older than that")
         return common.SKIP
-    deleted = [item for item in doomed if deleter.delete(item)]
+    for item in doomed:
+        deleter.delete(item)
+    deleted = [item for item in doomed if item.path not in deleter.failed]
     if not deleter.dry_run:
-        gone = set(deleted)
-        remove_emptied_folders([item for item in data if item in gone],
-                               log_dir / "data", deleter)
+        remove_emptied_folders([item for item in data if item.path not in deleter.failed],
+                               log_dir, deleter)
     deleter.flush()
     summarize(deleted, too_old, data, deleter.dry_run)
-    return common.FAILED if deleter.failures else 0
+    return common.FAILED if deleter.failed else 0
 
 
 def summarize(deleted: list[Doomed], too_old: list[str], data: list[Doomed],

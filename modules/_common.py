@@ -62,13 +62,41 @@ def config_path() -> Path:
     return Path(variable("PIPELINE_CONFIG"))
 
 
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
 @functools.cache
 def settings() -> dict[str, Any]:
-    """The whole config file, read once; a module reads its own keys from it."""
+    """The whole config file, read once; a module reads its own keys from it.
+
+    `config.yaml` / `.yml` is read with PyYAML's safe_load, anything else as
+    JSON: the same keys either way (README.md, "Which file, and YAML").
+    """
+    path = config_path()
     try:
-        return json.loads(config_path().read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = parse_yaml(text) if path.suffix.lower() in YAML_SUFFIXES else json.loads(text)
+    except RecursionError:
+        raise SettingsError(f"{path}: cannot read it: nested too deep") from None
     except (OSError, ValueError) as exc:
-        raise SettingsError(f"{config_path()}: cannot read it: {exc}") from None
+        raise SettingsError(f"{path}: cannot read it: {exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: the top level must be an object (a mapping)")
+    return data
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML's own errors (with their line) as ValueError; imported only for a YAML config."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ValueError(f"{where}{exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(" ".join(str(exc).split())) from None
 
 
 def section(name: str, defaults: dict[str, Any]) -> dict[str, Any]:
@@ -198,12 +226,17 @@ def write_json(path: Path, value: Any) -> None:
 def read_json(path: Path, default: Any) -> Any:
     """A JSON state file, or `default` if there is none; a broken one is an error."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return default
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: not valid JSON ({exc}); "
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
+        raise SettingsError(f"{path}: not valid JSON ({reason}); "
                             "move it away to start afresh") from None
+    if type(value) is not type(default):
+        raise SettingsError(f"{path}: not {KINDS.get(type(default), 'what it should be')}; "
+                            "move it away to start afresh")
+    return value
 
 
 def counted(count: int, noun: str) -> str:

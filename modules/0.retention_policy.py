@@ -35,10 +35,9 @@ import re
 import shutil
 import stat
 import sys
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import _common as common
 
@@ -86,18 +85,21 @@ def checked_run_id(text: str) -> str | None:
     return text
 
 
-@dataclass
+# Plain classes, not dataclasses: importing `dataclasses` (inspect, ast) costs
+# more than parsing a thousand run ids, and this module runs on every run.
 class Run:
     """What is on disk of one run: files directly in the log folder, and its folder."""
 
-    started: datetime  # naive, in the config's time zone
-    n: int
-    files: list[os.DirEntry[str]] = field(default_factory=list)
-    folder: os.DirEntry[str] | None = None
+    __slots__ = ("started", "n", "files", "folder")
+
+    def __init__(self, started: datetime, n: int) -> None:
+        self.started = started  # naive, in the config's time zone
+        self.n = n
+        self.files: list[os.DirEntry[str]] = []
+        self.folder: os.DirEntry[str] | None = None
 
 
-@dataclass(frozen=True)
-class Doomed:
+class Doomed(NamedTuple):
     """A file, or a run folder, to delete. Paths are strings: pathlib would cost
     more than the deleting itself when there are thousands."""
 

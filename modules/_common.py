@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import math
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
@@ -174,6 +172,8 @@ def force() -> bool:
 
 
 def sha256_of(path: Path) -> str:
+    import hashlib  # here, not at the top: a module that hashes nothing starts faster
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -184,6 +184,8 @@ def sha256_of(path: Path) -> str:
 def temporary_beside(path: Path) -> Path:
     """A new empty file in `path`'s folder, hidden, to be renamed onto `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # here, not at the top: a module that writes nothing starts faster
+
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     return Path(name)

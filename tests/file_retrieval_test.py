@@ -22,6 +22,7 @@ CSV = b"date,precipitation,temp_max,temp_min,wind,weather\n2012-01-01,0.0,12.8,5
 HTML = b"<!DOCTYPE html>\n<html><body><h1>Service unavailable</h1></body></html>\n"
 TESTDATA = REPO / "tests" / "data"
 retrieval = load_stage(NAME)
+formats = retrieval.formats
 
 
 @pytest.fixture
@@ -438,12 +439,12 @@ def test_a_bad_payload_is_quarantined_with_its_reason(
     assert "moved to data/quarantine/weather_20261123_06h00" in result.stderr
     quarantined = sorted((data(project) / "quarantine").iterdir())
     assert [p.name for p in quarantined] == [
-        f"weather_20261123_06h00{retrieval.EXTENSIONS[fmt]}",
-        f"weather_20261123_06h00{retrieval.EXTENSIONS[fmt]}.reason.json"]
+        f"weather_20261123_06h00{formats.EXTENSIONS[fmt]}",
+        f"weather_20261123_06h00{formats.EXTENSIONS[fmt]}.reason.json"]
     assert quarantined[0].read_bytes() == body
     why = json.loads(quarantined[1].read_text())
     assert why["reason"].startswith(reason) and why["content_type"] == "text/html"
-    assert not (data(project) / f"weather{retrieval.EXTENSIONS[fmt]}").exists()
+    assert not (data(project) / f"weather{formats.EXTENSIONS[fmt]}").exists()
     assert not (data(project) / "manifest.json").exists()
     assert leftovers(project) == []
 
@@ -484,8 +485,7 @@ def test_good_payloads_pass_the_gate(tmp_path: Path, payload: bytes, fmt: str,
                                      described: str) -> None:
     path = tmp_path / "payload"
     path.write_bytes(payload)
-    source = retrieval.Source(id="x", url="x", format=fmt, file="x")
-    assert retrieval.validate(path, source) == described
+    assert formats.validate(path, fmt) == described
 
 
 def zipped(members: dict[str, bytes]) -> bytes:
@@ -518,9 +518,8 @@ def test_bad_payloads_fail_the_gate(tmp_path: Path, payload: bytes, fmt: str,
                                     reason: str) -> None:
     path = tmp_path / "payload"
     path.write_bytes(payload)
-    source = retrieval.Source(id="x", url="x", format=fmt, file="x")
-    with pytest.raises(retrieval.Invalid, match="^" + reason.replace("(", r"\(")):
-        retrieval.validate(path, source)
+    with pytest.raises(formats.Invalid, match="^" + reason.replace("(", r"\(")):
+        formats.validate(path, fmt)
 
 
 # ---------------------------------------------------------------- settings and secrets

@@ -231,6 +231,8 @@ def read_json(path: Path, default: Any) -> Any:
         value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return default
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read it: {exc.strerror or exc}") from None
     except (ValueError, RecursionError) as exc:
         reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
         raise SettingsError(f"{path}: not valid JSON ({reason}); "

@@ -540,6 +540,40 @@ def test_placeholders_fill_urls_and_headers_from_the_environment(
     assert "tok-0123456789" not in (data(project) / "manifest.json").read_text()
 
 
+WINDOWED = "/w.csv?from=${PIPELINE_WINDOW_START}&to=${PIPELINE_WINDOW_END}"
+
+
+def test_the_runs_window_fills_the_url(project: Project, server: FileServer) -> None:
+    server.routes["/w.csv"] = Resource(CSV, etag='"day-1"')
+    configure(project, {"id": "weather", "format": "csv", "url": server.url(WINDOWED)})
+    first = retrieve(project, PIPELINE_WINDOW_START="2026-11-22T07:00:00+01:00",
+                     PIPELINE_WINDOW_END="2026-11-23T07:00:00+01:00")
+    assert first.returncode == 0, first.stderr
+    assert server.requests[-1][:2] == ("GET", "/w.csv?from=2026-11-22T07%3A00%3A00%2B01%3A00"
+                                               "&to=2026-11-23T07%3A00%3A00%2B01%3A00")
+    assert manifest(project)["weather"]["url"] == server.url(WINDOWED)
+
+    server.routes["/w.csv"] = Resource(CSV + b"2012-01-02,10.9,10.6,2.8,4.5,rain\n",
+                                       etag='"day-2"')
+    second = retrieve(project, run_id="20261124_06h00",
+                      PIPELINE_WINDOW_START="2026-11-23T07:00:00+01:00",
+                      PIPELINE_WINDOW_END="2026-11-24T07:00:00+01:00")
+    assert second.returncode == 0, second.stderr
+    assert [(method, path.split("&")[0]) for method, path, _ in server.requests[1:]] == [
+        ("HEAD", "/w.csv?from=2026-11-23T07%3A00%3A00%2B01%3A00"),
+        ("GET", "/w.csv?from=2026-11-23T07%3A00%3A00%2B01%3A00")]
+    assert "weather: downloaded: " in second.stdout
+
+
+def test_a_window_with_no_start_leaves_from_empty(project: Project, server: FileServer) -> None:
+    server.routes["/w.csv"] = Resource(CSV)
+    configure(project, {"id": "weather", "format": "csv", "url": server.url(WINDOWED)})
+    result = retrieve(project, PIPELINE_WINDOW_START="",
+                      PIPELINE_WINDOW_END="2026-11-23T06:00:00+00:00")
+    assert result.returncode == 0, result.stderr
+    assert server.requests[-1][1] == "/w.csv?from=&to=2026-11-23T06%3A00%3A00%2B00%3A00"
+
+
 def test_an_unset_placeholder_fails_that_source(project: Project, server: FileServer) -> None:
     configure(project, {"id": "weather", "format": "csv", "url": server.url("/w.csv"),
                         "headers": {"Authorization": "Bearer ${NO_SUCH_TOKEN}"}})

@@ -5,17 +5,25 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from pipeline import __version__
 from pipeline import config as cfg
 from pipeline import plan as planning
-from pipeline.codes import EXIT_OK, EXIT_USAGE, FatalError
+from pipeline import window as windows
+from pipeline.codes import EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, FatalError
 
 EXAMPLES = """\
+commands:
+  run (the default)   python orchestrator.py --only transform_data
+  history             python orchestrator.py history -n 50
+  status              python orchestrator.py status --json
+  init                python orchestrator.py init path/to/repository
+
 exit codes: 0 success or partial, 1 failed, 2 bad usage or configuration,
-            3 run finished but not pushed, 130 interrupted
+            3 run finished but not pushed, 4 another run holds this checkout,
+            130 interrupted
 
 examples:
   python orchestrator.py                       run the whole pipeline
@@ -23,8 +31,14 @@ examples:
   python orchestrator.py --only transform_data run one module (name, short name or number)
   python orchestrator.py --from 2 --skip 0     start at module 2, leave module 0 out
   python orchestrator.py --resume              start where the newest run failed
+  python orchestrator.py --window 120          hand the modules the last two hours
+  python orchestrator.py --since 2026-11-01 --until 2026-11-04 --every 1d
+                                               backfill three days, one run a day
   python orchestrator.py --dry-run --no-push   rehearse: no state, no commit
 """
+COMMANDS = ("history", "status", "init")
+# What `pip install -r requirements.txt` brings; without it, say so instead of a traceback.
+REQUIREMENTS = {"loguru", "git", "yaml", "dotenv", "croniter", "cron_descriptor"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,19 +49,44 @@ class _Parser(argparse.ArgumentParser):
 
 def _names(value: str) -> list[str]:
     """`--only a b`, `--only a,b`, `--only "a b"` and repeated options all work."""
-    return value.replace(",", " ").split()
+    names = value.replace(",", " ").split()
+    if not names:
+        raise argparse.ArgumentTypeError("an empty module name")
+    return names
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 <= seconds <= cfg.MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{value!r}: from 0 to {cfg.MAX_SECONDS:.0f} seconds")
+    return seconds
+
+
+def _minutes(value: str) -> float:
+    try:
+        minutes = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of minutes") from None
+    if not 0 < minutes < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r}: a number of minutes above 0")
+    return minutes
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="orchestrator.py",
+        usage="%(prog)s [run] [options] | history | status | init [DIR]",
         description="Run the pipeline's modules one after another; log, record and "
         "commit the run back to the repository.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", default="config.json", metavar="PATH",
-                        help="the config file (default: config.json)")
+    parser.add_argument("--config", metavar="PATH",
+                        help="the config file (default: config.json, config.yaml or config.yml "
+                        "here, else beside orchestrator.py)")
     parser.add_argument("--only", nargs="+", type=_names, action="extend", default=[],
                         metavar="NAME", help="run just these modules, in pipeline order")
     start = parser.add_mutually_exclusive_group()
@@ -65,51 +104,137 @@ def build_parser() -> argparse.ArgumentParser:
                       help="commit and push the run back, whatever git.push says")
     push.add_argument("--no-push", dest="push", action="store_false",
                       help="do not commit or push, whatever git.push says")
-    parser.add_argument("--list", action="store_true", help="print the plan and exit")
+    parser.add_argument("--list", action="store_true",
+                        help="print the plan (and a backfill's intervals) and exit")
+    parser.add_argument("--since", metavar="TIME",
+                        help="the window's start (ISO 8601 date or date-time): a backfill")
+    parser.add_argument("--until", metavar="TIME",
+                        help="the window's end, exclusive (default: now)")
+    parser.add_argument("--every", metavar="D",
+                        help="with --since: one run per interval of D (30m, 6h, 1d), oldest first")
+    parser.add_argument("--window", type=_minutes, metavar="MINUTES",
+                        help="the window is the last MINUTES before the run's start")
+    parser.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
+                        help="wait this long for another run in this checkout to finish")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug lines on the console")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:
+        argv = argv[1:]
     try:
-        return _main(args)
+        if argv[:1] and argv[0] in COMMANDS:
+            return _command(argv[0])(argv[1:])
+        args = build_parser().parse_args(argv)
+        return _quietly_piped(lambda: _main(args))
     except FatalError as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        if exc.name not in REQUIREMENTS:
+            raise
+        print(f"orchestrator: the requirements are not installed (no module {exc.name!r}): "
+              "run `pip install -r requirements.txt`", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # a signal while still starting: nothing was written
+        return EXIT_INTERRUPTED
+
+
+def _command(name: str) -> Callable[[list[str]], int]:
+    if name == "init":
+        from pipeline import scaffold
+
+        return scaffold.init_main
+    from pipeline import history
+
+    return history.history_main if name == "history" else history.status_main
+
+
+def _quietly_piped(work: Callable[[], int]) -> int:
+    """Output into a closed pipe (`--list | head -1`) ends quietly, as `cat` does."""
+    try:
+        return work()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet too
+        return EXIT_OK
 
 
 def _main(args: argparse.Namespace) -> int:
-    config = cfg.load(args.config)
+    config = cfg.load(cfg.find(args.config))
     selection = planning.Selection(
         only=tuple(sum(args.only, [])), start=args.start, skip=tuple(sum(args.skip, [])),
         resume=args.resume,
     )
+    env = cfg.load_env(config.root, os.environ)
+    cfg.check_environment(config, env)
     plan = planning.build(config, selection)
+    backfill = _backfill(args, config)
     if args.list:
         print(format_plan(plan))
+        if backfill is not None:
+            print(format_intervals(backfill))
         return EXIT_OK
     if plan.note:
         print(f"orchestrator: {plan.note}", file=sys.stderr)
         return EXIT_OK
     from pipeline import run  # loguru is imported only for a real run
 
-    env = cfg.load_env(config.root, os.environ)
     options = run.Options(dry_run=args.dry_run, force=args.force, verbose=args.verbose,
-                          push=args.push)
-    return run.start(config, plan, options, env).exit_code
+                          push=args.push, window_minutes=args.window, wait_seconds=args.wait)
+    from pipeline import gitsync, lock
+
+    try:
+        with lock.hold(config.root, config.log_dir, args.wait) as held:
+            for line in gitsync.repair(config.root, held.since):
+                print(f"orchestrator: {line}", file=sys.stderr)
+            if config.git.wanted(args.push, args.dry_run, env):
+                gitsync.check(config.root, config.git, env, config.log_dir)
+            return run.run_all(config, plan, options, env, backfill)
+    except lock.Busy as exc:
+        print(f"orchestrator: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+
+
+def _backfill(args: argparse.Namespace, config: cfg.Config) -> list[windows.Window] | None:
+    """The windows of `--since`/`--until` (one, or one per `--every`); None without them."""
+    if args.since is None:
+        for option in ("until", "every"):
+            if getattr(args, option) is not None:
+                raise FatalError(f"--{option}: goes with --since (the window's start)")
+        return None
+    if args.window is not None:
+        raise FatalError("--window: not with --since; a backfill's window is --since/--until")
+    if args.resume:
+        raise FatalError("--resume: not with --since; a resumed run keeps the window it had")
+    since = windows.parse_time(args.since, "--since", config.tz)
+    until = (windows.parse_time(args.until, "--until", config.tz) if args.until is not None
+             else windows.in_zone(windows.now(), config.tz))
+    if args.every is None:
+        return [windows.explicit(since, until)]
+    return list(windows.intervals(since, until, windows.parse_every(args.every), config.tz))
 
 
 def format_plan(plan: planning.Plan) -> str:
     rows = [("#", "module", "critical", "timeout", "retries", "path")]
     for i, spec in enumerate(plan.modules, 1):
+        path = spec.rel + (f" (on failure: {spec.on_failure.rel})" if spec.on_failure else "")
         rows.append((str(i), spec.name, "yes" if spec.critical else "no",
-                     f"{spec.timeout_seconds:g}s", str(spec.retries), spec.rel))
+                     f"{spec.timeout_seconds:g}s", str(spec.retries), path))
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
              for row in rows]
     left_out = [s.name for s in plan.known if s not in plan.modules]
     if left_out:
         lines.append(f"not in this run: {', '.join(left_out)}")
+    return "\n".join(lines)
+
+
+def format_intervals(backfill: list[windows.Window]) -> str:
+    lines = [f"backfill: {len(backfill)} run{'s' if len(backfill) != 1 else ''}, oldest first"]
+    lines += [f"  {i}. {windows.iso(w.start) if w.start else ''} -> {windows.iso(w.end)}"
+              for i, w in enumerate(backfill, 1)]
     return "\n".join(lines)

@@ -7,11 +7,12 @@ MODULE_OK = 0
 MODULE_SKIP = 10  # "skipped, conditions not met": logged as a skip, never retried
 ADD_MASK = "::add-mask::"  # a module's line `::add-mask::VALUE` masks VALUE from then on
 
-# What the orchestrator's exit code means (SPEC: "Run status and exit codes").
+# What the orchestrator's exit code means (README: "Exit codes").
 EXIT_OK = 0  # success, or partial (with a warning)
 EXIT_FAILED = 1  # a critical module failed, or the orchestrator itself did
 EXIT_USAGE = 2  # bad usage or configuration: nothing ran, nothing was written
 EXIT_PUSH = 3  # the run finished but its commit could not be pushed
+EXIT_LOCKED = 4  # another run holds this checkout's lock: nothing ran
 EXIT_INTERRUPTED = 130  # SIGINT or SIGTERM, as a shell reports 128 + SIGINT
 
 

@@ -6,10 +6,12 @@ kept untouched, in their order, whenever the file is written.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 import stat
+import string
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -35,7 +37,7 @@ GIT_KEYS = frozenset(
     {"push", "remote", "branch", "paths", "commit_message", "author_name",
      "author_email", "push_retries", "commit"}
 )
-# A module file name starts with a number, then ".", "_" or "-" (SPEC: discovery).
+# A module file name starts with a number, then ".", "_" or "-" (README: "Modules and discovery").
 NUMBERED = re.compile(r"^(\d+)[._-](.+)$")
 
 
@@ -82,15 +84,23 @@ class GitSettings:
     commit: CommitMode = "always"
 
     def wanted(self, flag: bool | None, dry_run: bool, env: Mapping[str, str]) -> bool:
-        """Commit and push back? Never under --dry-run; --push/--no-push win over
-        `push`; "auto" pushes in GitHub Actions or wherever a GITHUB_TOKEN is set."""
+        return self.decide(flag, dry_run, env)[0]
+
+    def decide(self, flag: bool | None, dry_run: bool, env: Mapping[str, str]
+               ) -> tuple[bool, str]:
+        """Commit and push back?, and why. Never under --dry-run; --push/--no-push win
+        over `push`; "auto" pushes in GitHub Actions or wherever a GITHUB_TOKEN is set."""
         if dry_run:
-            return False
+            return False, "--dry-run"
         if flag is not None:
-            return flag
-        if self.push == "auto":
-            return env.get("GITHUB_ACTIONS") == "true" or bool(env.get("GITHUB_TOKEN"))
-        return self.push == "always"
+            return flag, "--push" if flag else "--no-push"
+        if self.push != "auto":
+            return self.push == "always", f"git.push {self.push}"
+        if env.get("GITHUB_ACTIONS") == "true":
+            return True, "git.push auto: GITHUB_ACTIONS is set"
+        if env.get("GITHUB_TOKEN"):
+            return True, "git.push auto: GITHUB_TOKEN is set"
+        return False, "git.push auto: neither GITHUB_ACTIONS nor GITHUB_TOKEN is set"
 
 
 @dataclass(frozen=True)
@@ -153,11 +163,43 @@ class Config:
         return self.path.parent
 
 
+# The orchestrator's own top-level keys; any other key belongs to the modules.
+ORCHESTRATOR_KEYS = (
+    "modules", "log_dir", "timezone", "default_timeout_seconds", "mask_env", "git",
+    "last_run_date", "window_minutes", "notify", "schedule", "schedule_grace_minutes",
+)
+CONFIG_NAMES = ("config.json", "config.yaml", "config.yml")
+MAX_SECONDS = 7 * 24 * 3600.0  # a week: far below the event loop's own limit (~24.8 days)
+MAX_RETRIES = 100
+RUN_STATUSES = ("success", "partial", "failed", "interrupted")
+
+
+def find(path_arg: str | None, cwd: Path | None = None) -> str:
+    """The config file to use: `--config`, else the first of CONFIG_NAMES in the
+    current folder, else in the folder of orchestrator.py (so cron needs no `cd`)."""
+    if path_arg is not None:
+        return path_arg
+    here = Path.cwd() if cwd is None else cwd
+    for folder in (here, Path(__file__).resolve().parent.parent):
+        found = [folder / name for name in CONFIG_NAMES if (folder / name).is_file()]
+        if len(found) > 1:
+            raise FatalError(f"{found[0]} and {found[1]}: two config files in one folder; "
+                             "keep one, or choose with --config PATH")
+        if found:
+            return str(found[0]) if folder != here else found[0].name
+    raise FatalError("config.json: config file not found here or beside orchestrator.py "
+                     "(use --config PATH)")
+
+
 def load(path_arg: str) -> Config:
     """Read and validate the config file; raise FatalError naming any fault."""
+    if "\0" in path_arg:
+        raise FatalError("--config: the path holds a NUL character")
     path = Path(path_arg).absolute()
-    raw = _read_json(path, path_arg)
+    kind: ConfigKind = "yaml" if path.suffix.lower() in (".yaml", ".yml") else "json"
+    raw = read(path, path_arg, kind)
     check = _Checker(path_arg)
+    _check_typos(check, raw)
     default_timeout = check.positive(raw, "default_timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
     timezone_name = check.string(raw, "timezone", "UTC")
     last_run_date = check.optional_string(raw, "last_run_date")
@@ -171,32 +213,80 @@ def load(path_arg: str) -> Config:
         display=path_arg,
         raw=raw,
         modules=modules,
-        log_dir=path.parent / check.string(raw, "log_dir", DEFAULT_LOG_DIR, nonempty=True),
+        log_dir=path.parent / check.path(raw, "log_dir", DEFAULT_LOG_DIR),
         timezone_name=timezone_name,
         tz=check.zone("timezone", timezone_name),
         default_timeout_seconds=default_timeout,
         mask_env=tuple(check.string_list(raw, "mask_env")),
         git=_git(check, raw.get("git", {})),
         last_run_date=last_run_date,
+        window_minutes=check.optional_minutes(raw, "window_minutes"),
+        notify=_notify(check, raw.get("notify", [])),
+        schedule=_schedule(check, raw),
+        schedule_grace_minutes=check.minutes(raw, "schedule_grace_minutes", 60.0),
+        kind=kind,
     )
 
 
-def _read_json(path: Path, display: str) -> dict[str, Any]:
+def read(path: Path, display: str, kind: ConfigKind) -> dict[str, Any]:
+    """The file's top-level mapping, key order kept; FatalError naming the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FatalError(f"{display}: config file not found (use --config PATH)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FatalError(f"{display}: cannot read the config file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FatalError(f"{display}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise FatalError(f"{display}: cannot read the config file: {exc.strerror}") from None
+    data = _parse_yaml(text, display) if kind == "yaml" else _parse_json(text, display)
+    if not isinstance(data, dict):
+        what = "mapping" if kind == "yaml" else "JSON object"
+        raise FatalError(f"{display}: must hold a {what} at the top, not {type(data).__name__}")
+    return data
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _DuplicateKey(key)
+        data[key] = value
+    return data
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _parse_json(text: str, display: str) -> Any:
     try:
-        data = json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise FatalError(
             f"{display}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
-    if not isinstance(data, dict):
-        raise FatalError(f"{display}: must hold a JSON object, not {type(data).__name__}")
-    return data
+    except _DuplicateKey as exc:
+        raise FatalError(f"{display}: the key {exc.args[0]!r} appears twice in one object; "
+                         "keep one") from None
+    except RecursionError:
+        raise FatalError(f"{display}: nested too deep to be a config") from None
+
+
+def _parse_yaml(text: str, display: str) -> Any:
+    from pipeline import yamlconf  # PyYAML is imported only for a YAML config
+
+    return yamlconf.parse(text, display)
+
+
+def _check_typos(check: _Checker, raw: dict[str, Any]) -> None:
+    """An unknown key that is a near miss of ours is a typo, not a module setting:
+    `mask_envs` would otherwise leave a password unmasked."""
+    for key in raw:
+        if key in ORCHESTRATOR_KEYS:
+            continue
+        close = difflib.get_close_matches(key, ORCHESTRATOR_KEYS, n=1)
+        if close:
+            raise FatalError(f"{check.display}: unknown key {key!r}: did you mean {close[0]!r}?")
 
 
 def _modules(
@@ -219,12 +309,10 @@ def _module(
         entry = {"path": entry}
     if not isinstance(entry, dict):
         check.fail(key, "must be a path or an object with a path")
-    unknown = sorted(set(entry) - MODULE_KEYS)
-    if unknown:
-        check.fail(f"{key}.{unknown[0]}", f"unknown key (known: {', '.join(sorted(MODULE_KEYS))})")
+    check.known(entry, MODULE_KEYS, key)
     if "path" not in entry:
         check.fail(f"{key}.path", "is required")
-    rel = check.string(entry, "path", "", nonempty=True, where=key)
+    rel = check.path(entry, "path", "", where=key)
     timeout = check.positive(entry, "timeout_seconds", default_timeout, where=key)
     spec = module_spec(
         module_path(check.display, f"{key}.path", root, rel),
@@ -293,7 +381,7 @@ def module_name(path: Path) -> str:
 
 
 def module_command(path: Path, display: str, key: str) -> tuple[str, ...]:
-    """SPEC: `.py` runs with our interpreter, `.sh` with bash, other executables directly."""
+    """`.py` runs with our interpreter, `.sh` with bash, other executables directly."""
     if path.suffix == ".py":
         return (sys.executable, str(path))
     if path.suffix == ".sh":
@@ -316,9 +404,7 @@ def _check_unique(check: _Checker, specs: tuple[ModuleSpec, ...]) -> None:
 def _git(check: _Checker, raw: Any) -> GitSettings:
     if not isinstance(raw, dict):
         check.fail("git", "must be an object")
-    unknown = sorted(set(raw) - GIT_KEYS)
-    if unknown:
-        check.fail(f"git.{unknown[0]}", f"unknown key (known: {', '.join(sorted(GIT_KEYS))})")
+    check.known(raw, GIT_KEYS, "git")
     push = check.string(raw, "push", "auto", where="git")
     if push not in ("auto", "always", "never"):
         check.fail("git.push", f'must be "auto", "always" or "never" (got {push!r})')
@@ -342,6 +428,97 @@ def _commit_mode(check: _Checker, raw: dict[str, Any]) -> CommitMode:
     if mode not in ("always", "changes"):
         check.fail("git.commit", f'must be "always" or "changes" (got {mode!r})')
     return mode  # type: ignore[return-value]  # checked against the Literal just above
+
+
+NOTIFY_KEYS = frozenset({"on", "webhook", "headers", "email"})
+EMAIL_KEYS = frozenset({"to", "from", "host", "port", "starttls", "ssl", "username_env",
+                        "password_env", "attach_log"})
+
+
+def _notify(check: _Checker, raw: Any) -> tuple[Channel, ...]:
+    if not isinstance(raw, list):
+        check.fail("notify", "must be a list of channels (objects with `webhook` or `email`)")
+    return tuple(_channel(check, f"notify[{i}]", entry) for i, entry in enumerate(raw))
+
+
+def _channel(check: _Checker, key: str, entry: Any) -> Channel:
+    if not isinstance(entry, dict):
+        check.fail(key, "must be an object with `webhook` or `email`")
+    check.known(entry, NOTIFY_KEYS, key)
+    on = tuple(check.string_list(entry, "on", where=key, default=["failed", "interrupted"]))
+    for status in on:
+        if status not in RUN_STATUSES:
+            check.fail(f"{key}.on", f"{status!r} is not a run status "
+                                    f"({', '.join(RUN_STATUSES)})")
+    if ("webhook" in entry) == ("email" in entry):
+        check.fail(key, "needs exactly one of `webhook` (a URL) and `email` (an object)")
+    if "email" in entry:
+        if "headers" in entry:
+            check.fail(f"{key}.headers", "goes with `webhook`, not `email`")
+        return Channel(on=on, email=_email(check, f"{key}.email", entry["email"]))
+    url = check.string(entry, "webhook", "", nonempty=True, where=key)
+    if not url.startswith(("http://", "https://", "${")):
+        check.fail(f"{key}.webhook", "must be an http:// or https:// URL")
+    headers = entry.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        check.fail(f"{key}.headers", "must be an object of strings")
+    return Channel(on=on, webhook=Webhook(url, tuple(headers.items())))
+
+
+def _email(check: _Checker, key: str, raw: Any) -> Email:
+    if not isinstance(raw, dict):
+        check.fail(key, "must be an object with `to`, `from` and `host`")
+    check.known(raw, EMAIL_KEYS, key)
+    to = raw.get("to")
+    to = [to] if isinstance(to, str) else to
+    if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
+        check.fail(f"{key}.to", "must be an address or a list of addresses")
+    for required in ("from", "host"):
+        if required not in raw:
+            check.fail(f"{key}.{required}", "is required")
+    port = raw.get("port", 587)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        check.fail(f"{key}.port", f"must be a port number (got {_show(port)})")
+    email = Email(
+        to=tuple(to), sender=check.string(raw, "from", "", nonempty=True, where=key),
+        host=check.string(raw, "host", "", nonempty=True, where=key), port=port,
+        starttls=check.boolean(raw, "starttls", False, where=key),
+        ssl=check.boolean(raw, "ssl", False, where=key),
+        username_env=check.optional_string(raw, "username_env", where=key),
+        password_env=check.optional_string(raw, "password_env", where=key),
+        attach_log=check.boolean(raw, "attach_log", False, where=key),
+    )
+    if email.starttls and email.ssl:
+        check.fail(f"{key}.ssl", "choose `starttls` or `ssl`, not both")
+    return email
+
+
+def _schedule(check: _Checker, raw: dict[str, Any]) -> str | None:
+    """A cron line of five fields (checked in full when `status` reads it)."""
+    value = check.optional_string(raw, "schedule")
+    if value is not None and len(value.split()) != 5:
+        check.fail("schedule", f"must be a cron line of five fields, in UTC (got {value!r})")
+    return value
+
+
+def check_environment(config: Config, env: Mapping[str, str]) -> None:
+    """Variables the config names must be set now, not found missing at 06:00."""
+    for i, channel in enumerate(config.notify):
+        key = f"notify[{i}]"
+        texts = []
+        if channel.webhook:
+            texts = [channel.webhook.url, *(v for _, v in channel.webhook.headers)]
+        for name in (m.group(1) for text in texts for m in PLACEHOLDER.finditer(text)):
+            if not env.get(name):
+                raise FatalError(f"{config.display}: {key}: ${{{name}}} is used but the "
+                                 f"variable {name} is not set")
+        if channel.email:
+            for field_name in ("username_env", "password_env"):
+                name = getattr(channel.email, field_name)
+                if name and not env.get(name):
+                    raise FatalError(f"{config.display}: {key}.email.{field_name}: the "
+                                     f"variable {name} is not set")
 
 
 class _Checker:
@@ -372,11 +549,20 @@ class _Checker:
             self.fail(name, f"must be a string or null (got {_show(value)})")
         return value
 
-    def string_list(self, obj: dict[str, Any], key: str, *, where: str = "") -> list[str]:
-        name, value = self._get(obj, key, [], where)
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+    def string_list(self, obj: dict[str, Any], key: str, *, where: str = "",
+                    default: list[str] | None = None) -> list[str]:
+        name, value = self._get(obj, key, [] if default is None else default, where)
+        if not isinstance(value, list) or not all(
+                isinstance(v, str) and v and "\0" not in v for v in value):
             self.fail(name, f"must be a list of non-empty strings (got {_show(value)})")
         return value
+
+    def known(self, obj: dict[str, Any], keys: frozenset[str], where: str) -> None:
+        unknown = sorted(set(obj) - keys)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], keys, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(keys))}"
+            self.fail(f"{where}.{unknown[0]}", f"unknown key ({hint})")
 
     def boolean(self, obj: dict[str, Any], key: str, default: bool, *, where: str = "") -> bool:
         name, value = self._get(obj, key, default, where)
@@ -392,22 +578,39 @@ class _Checker:
 
     def positive(self, obj: dict[str, Any], key: str, default: float, *, where: str = "") -> float:
         name, value = self._number(obj, key, default, where)
-        if value <= 0 or value == float("inf"):
-            self.fail(name, f"must be a positive number of seconds (got {_show(value)})")
+        if not 0 < value <= MAX_SECONDS:
+            self.fail(name, f"must be a number of seconds above 0 and at most {MAX_SECONDS:.0f} "
+                            f"(7 days) (got {_show(value)})")
         return float(value)
 
     def non_negative(
         self, obj: dict[str, Any], key: str, default: float, *, where: str = ""
     ) -> float:
         name, value = self._number(obj, key, default, where)
-        if value < 0 or value == float("inf"):
-            self.fail(name, f"must be zero or a positive number of seconds (got {_show(value)})")
+        if not 0 <= value <= MAX_SECONDS:
+            self.fail(name, f"must be a number of seconds from 0 to {MAX_SECONDS:.0f} (7 days) "
+                            f"(got {_show(value)})")
         return float(value)
 
     def count(self, obj: dict[str, Any], key: str, default: int, *, where: str = "") -> int:
         name, value = self._get(obj, key, default, where)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            self.fail(name, f"must be a whole number, 0 or more (got {_show(value)})")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+            self.fail(name, f"must be a whole number from 0 to {MAX_RETRIES} (got {_show(value)})")
+        return value
+
+    def minutes(self, obj: dict[str, Any], key: str, default: float) -> float:
+        name, value = self._number(obj, key, default, "")
+        if not 0 < value < float("inf"):
+            self.fail(name, f"must be a number of minutes above 0 (got {_show(value)})")
+        return float(value)
+
+    def optional_minutes(self, obj: dict[str, Any], key: str) -> float | None:
+        return None if obj.get(key) is None else self.minutes(obj, key, 0.0)
+
+    def path(self, obj: dict[str, Any], key: str, default: str, *, where: str = "") -> str:
+        value = self.string(obj, key, default, nonempty=True, where=where)
+        if "\0" in value:
+            self.fail(f"{where}.{key}" if where else key, "holds a NUL character")
         return value
 
     def zone(self, key: str, name: str) -> tzinfo:
@@ -425,14 +628,25 @@ class _Checker:
             self.fail(key, f"must be an ISO 8601 time with offset (got {value!r})")
 
     def template(self, key: str, value: str) -> None:
+        """Only plain `{run_id}` and `{status}`: a format spec such as `{status:>99999999}`
+        would be run at the end of every run."""
         try:
-            value.format(run_id="", status="")
-        except (KeyError, IndexError, ValueError) as exc:
-            self.fail(key, f"only {{run_id}} and {{status}} may be used ({exc!r} is not known)")
+            fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(value)
+                      if name is not None]
+        except ValueError as exc:
+            self.fail(key, f"not a valid template ({exc})")
+        for name, spec, conv in fields:
+            if name not in ("run_id", "status") or spec or conv:
+                shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")
+                shown += "}"
+                self.fail(key, f"only {{run_id}} and {{status}} may be used ({shown} is not)")
 
 
 def _show(value: Any) -> str:
-    return json.dumps(value)[:60]
+    try:
+        return json.dumps(value, default=str)[:60]
+    except (ValueError, RecursionError):
+        return type(value).__name__
 
 
 def zone(name: str) -> tzinfo:
@@ -452,15 +666,22 @@ def parse_timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
 
 
-def set_key(config: Config, key: str, value: Any) -> None:
+def set_key(config: Config, key: str, value: str) -> None:
     """Set one top-level key in the file as it is now, atomically.
 
     The file is read again: a module may have changed its own settings in it
-    during the run. Key order and unknown keys are kept; two-space indent.
+    during the run. JSON: key order and unknown keys are kept; two-space indent.
+    YAML: one line changes (or is appended); everything else stays byte for byte.
     """
-    data = _read_json(config.path, config.display)
-    data[key] = value
-    write_atomic(config.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if config.kind == "yaml":
+        from pipeline import yamlconf
+
+        text = yamlconf.set_top_level(config.path, config.display, key, value)
+    else:
+        data = read(config.path, config.display, "json")
+        data[key] = value
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_atomic(config.path, text)
 
 
 def load_env(root: Path, environ: Mapping[str, str]) -> dict[str, str]:
@@ -471,15 +692,23 @@ def load_env(root: Path, environ: Mapping[str, str]) -> dict[str, str]:
         return dict(environ)
     from dotenv import dotenv_values
 
-    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    try:
+        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    except UnicodeDecodeError as exc:
+        raise FatalError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise FatalError(f"{path}: cannot read it: {exc.strerror}") from None
     return {**values, **environ}
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Temporary file in the same folder, flush, fsync, rename (pipx's metadata).
 
-    A crash at any instant leaves either the old file or the new one.
+    A crash at any instant leaves either the old file or the new one. A symlink
+    is written through to its target: the link stays a link.
     """
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     mode = _mode_of(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

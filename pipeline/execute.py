@@ -46,6 +46,9 @@ class RunContext:
     started: datetime
     dry_run: bool = False
     force: bool = False
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    run_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,18 @@ def module_env(base: Mapping[str, str], ctx: RunContext, spec: ModuleSpec) -> di
         PIPELINE_RUN_STARTED=ctx.started.isoformat(timespec="seconds"),
         PIPELINE_DRY_RUN="1" if ctx.dry_run else "0",
         PIPELINE_FORCE="1" if ctx.force else "0",
+        PIPELINE_WINDOW_START=_iso(ctx.window_start),
+        PIPELINE_WINDOW_END=_iso(ctx.window_end or ctx.started),
+        PIPELINE_RUN_DIR=str(ctx.run_dir or ""),
     )
     # Python block-buffers a pipe: its lines would reach the log in bursts, and
     # out of order between stdout and stderr. A module may still opt out.
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else ""
 
 
 class Cancel:

@@ -1,21 +1,29 @@
 """GitHub Actions: log groups, annotations, the step summary and step outputs.
 
 Everything here is a no-op unless GITHUB_ACTIONS=true. Every text that leaves
-through it is masked first.
+through it is masked first. What the Actions UI shows is described in
+docs/actions.md.
 """
 
 from __future__ import annotations
 
+import secrets
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
+
+from pipeline import runid
 
 # GitHub shows at most 10 annotations of each type per step (its "Annotations"
 # limits); past that they are dropped silently, so the rest are summarised.
 MAX_ANNOTATIONS = 10
+ANNOTATION_KINDS = ("error", "warning", "notice")
+# The properties an annotation command takes (GitHub's "Workflow commands").
+ANNOTATION_PROPERTIES = ("title", "file", "line", "endLine", "col", "endColumn")
 # $GITHUB_STEP_SUMMARY is refused above 1 MiB per step; stay well under it.
 SUMMARY_BUDGET_BYTES = 900 * 1024
 MAX_TABLE_ROWS = 300
@@ -31,6 +39,24 @@ class Failure:
     critical: bool
     why: str  # "exit code 3", "timed out"...
     last_stderr: str = ""
+
+
+@dataclass(frozen=True)
+class Annotation:
+    kind: str  # error, warning or notice
+    message: str
+    properties: tuple[tuple[str, str], ...]  # title first
+    about: str  # what the summary of dropped annotations says of it
+
+
+@dataclass
+class _Budget:
+    """GitHub's per-type cap: the tenth annotation is held back until we know
+    whether an eleventh comes, in which case a summary takes its place."""
+
+    shown: int = 0
+    held: Annotation | None = None
+    dropped: list[Annotation] = field(default_factory=list)
 
 
 def _escape_data(text: str) -> str:
@@ -50,6 +76,9 @@ class Actions:
         self.mask = mask
         self.enabled = env.get("GITHUB_ACTIONS") == "true"
         self._open_group = False
+        self._token: str | None = None
+        self._queued: list[Annotation] = []
+        self._budgets = {kind: _Budget() for kind in ANNOTATION_KINDS}
 
     def _command(self, text: str) -> None:
         sys.stdout.write(text + "\n")
@@ -64,42 +93,109 @@ class Actions:
         self._open_group = True
 
     def end_group(self) -> None:
+        self.end_untrusted()  # inside a stop-commands span ::endgroup:: would be ignored
         if self._open_group:
             self._command("::endgroup::")
             self._open_group = False
 
-    def annotate(self, failures: Sequence[Failure]) -> None:
-        """::error for a failed critical module, ::warning for a non-critical one."""
+    def begin_untrusted(self) -> None:
+        """From here on the runner acts on no workflow command (a module's output
+        follows), until end_untrusted(): GitHub's advice for untrusted output is
+        ::stop-commands:: with a token nobody can guess, new for every module."""
         if not self.enabled:
             return
-        for kind, critical in (("error", True), ("warning", False)):
-            chosen = [f for f in failures if f.critical is critical]
-            shown = chosen if len(chosen) <= MAX_ANNOTATIONS else chosen[: MAX_ANNOTATIONS - 1]
-            for failure in shown:
-                self._annotation(kind, failure.name, _annotation_text(failure))
-            rest = chosen[len(shown):]
-            if rest:
-                names = ", ".join(f.name for f in rest)
-                self._annotation(kind, f"{len(rest)} more failed modules",
-                                 f"{len(rest)} more modules failed: {names}")
+        self.end_untrusted()
+        self._token = secrets.token_hex(16)
+        self._command(f"::stop-commands::{self._token}")
 
-    def _annotation(self, kind: str, title: str, message: str) -> None:
-        title, message = self.mask(title), self.mask(message)
-        self._command(f"::{kind} title={_escape_property(title)}::{_escape_data(message)}")
+    def end_untrusted(self) -> None:
+        """The runner acts on commands again; the module's own annotations follow."""
+        if self._token is None:
+            return
+        self._command(f"::{self._token}::")
+        self._token = None
+        queued, self._queued = self._queued, []
+        for annotation in queued:
+            self._annotate(annotation)
+
+    def module_command(self, module: str, kind: str, properties: Mapping[str, str],
+                       message: str) -> None:
+        """A module's own `::warning file=..::msg` line: an annotation (title: its
+        own, else the module's name), emitted once the module's span has ended."""
+        if not self.enabled or kind not in ANNOTATION_KINDS:
+            return
+        title = properties.get("title") or module
+        props = [("title", title)] + [(key, properties[key]) for key in ANNOTATION_PROPERTIES[1:]
+                                      if properties.get(key)]
+        annotation = Annotation(kind, message, tuple(props), f"{module}: {title}")
+        if self._token is None:
+            self._annotate(annotation)
+        else:
+            self._queued.append(annotation)
+
+    def _annotate(self, annotation: Annotation) -> None:
+        budget = self._budgets[annotation.kind]
+        if budget.shown < MAX_ANNOTATIONS - 1:
+            self._emit(annotation)
+            budget.shown += 1
+        elif budget.held is None and not budget.dropped:
+            budget.held = annotation
+        else:
+            if budget.held is not None:
+                budget.dropped.append(budget.held)
+                budget.held = None
+            budget.dropped.append(annotation)
+
+    def _flush_budgets(self) -> None:
+        """The held-back tenth annotation of a type, or the summary of the rest."""
+        for kind, budget in self._budgets.items():
+            if budget.held is not None:
+                self._emit(budget.held)
+            elif budget.dropped:
+                self._emit(_summary_of(kind, budget.dropped))
+            self._budgets[kind] = _Budget(shown=MAX_ANNOTATIONS)
+
+    def _emit(self, annotation: Annotation) -> None:
+        props = ",".join(f"{key}={_escape_property(self.mask(value))}"
+                         for key, value in annotation.properties)
+        message = _escape_data(self.mask(annotation.message))
+        self._command(f"::{annotation.kind} {props}::{message}")
+
+    def finish(self, record: Mapping[str, Any], *, failures: Sequence[Failure] = (),
+               commit: str | None, push_error: str | None,
+               notifications: Sequence[str] = ()) -> None:
+        """The end of the run in the Actions UI: annotations (a failed push, failed
+        modules, the summary of those past the cap), the step summary, the outputs."""
+        if not self.enabled:
+            return
+        self.end_group()
+        if push_error:
+            self._annotate(Annotation("error", push_error, (("title", "push failed"),),
+                                      "push failed"))
+        for failure in failures:
+            kind = "error" if failure.critical else "warning"
+            self._annotate(Annotation(kind, _annotation_text(failure),
+                                      (("title", failure.name),), f"failed: {failure.name}"))
+        self._flush_budgets()
+        link = self.log_link(commit, record["log_file"])
+        self.summary(record, link, push_error=push_error, notifications=notifications)
+        self.outputs(step_outputs(record, commit))
 
     def outputs(self, values: Mapping[str, str]) -> None:
         path = self.env.get("GITHUB_OUTPUT")
         if not (self.enabled and path):
             return
+        text = "".join(output_entry(key, self.mask(value)) for key, value in values.items())
         with open(path, "a", encoding="utf-8") as handle:
-            for key, value in values.items():
-                handle.write(f"{key}={self.mask(value).replace(chr(10), ' ')}\n")
+            handle.write(text)
 
-    def summary(self, record: Mapping[str, Any], log_link: str | None) -> None:
+    def summary(self, record: Mapping[str, Any], log_link: str | None, *,
+                push_error: str | None = None, notifications: Sequence[str] = ()) -> None:
         path = self.env.get("GITHUB_STEP_SUMMARY")
         if not (self.enabled and path):
             return
-        text = self.mask(step_summary(record, log_link))
+        text = self.mask(step_summary(record, log_link, push_error=push_error,
+                                      notifications=notifications))
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(text)
 
@@ -118,7 +214,40 @@ def _annotation_text(failure: Failure) -> str:
     return f"{text}; last stderr line: {failure.last_stderr}" if failure.last_stderr else text
 
 
-def step_summary(record: Mapping[str, Any], log_link: str | None) -> str:
+def _summary_of(kind: str, dropped: Sequence[Annotation]) -> Annotation:
+    failed = [a.about.removeprefix("failed: ") for a in dropped if a.about.startswith("failed: ")]
+    others = [a.about for a in dropped if not a.about.startswith("failed: ")]
+    if not others:
+        title = f"{len(failed)} more failed modules"
+        message = f"{len(failed)} more modules failed: {', '.join(failed)}"
+    else:
+        title = f"{len(dropped)} more {kind}s"
+        parts = ([f"failed modules: {', '.join(failed)}"] if failed else []) + \
+            [f"{len(others)} from modules, see the log: {', '.join(others)}"]
+        message = f"{len(dropped)} more {kind}s; " + "; ".join(parts)
+    return Annotation(kind, message[:4000], (("title", title),), "")
+
+
+def step_outputs(record: Mapping[str, Any], commit: str | None) -> dict[str, str]:
+    """The step's outputs (docs/actions.md): what a later step of the job reads."""
+    log_file = record["log_file"]
+    record_file = PurePosixPath(log_file).with_name(runid.record_name(record["run_id"]))
+    return {"status": record["status"], "run_id": record["run_id"], "log_file": log_file,
+            "record_file": str(record_file), "run_dir": record.get("run_dir") or "",
+            "pushed": "true" if commit else "false", "commit": commit or ""}
+
+
+def output_entry(name: str, value: str) -> str:
+    """`name<<delimiter`, the value, the delimiter: safe for any value (GitHub's
+    "Multiline strings"); the delimiter is random and checked not to occur in it."""
+    delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+    while delimiter in value or delimiter in name:  # pragma: no cover (2**-128)
+        delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+    return f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
+
+
+def step_summary(record: Mapping[str, Any], log_link: str | None, *,
+                 push_error: str | None = None, notifications: Sequence[str] = ()) -> str:
     """Markdown: headline, module table, gantt timeline, log link; under the size limit."""
     status = record["status"]
     modules = list(record["modules"])
@@ -127,9 +256,9 @@ def step_summary(record: Mapping[str, Any], log_link: str | None) -> str:
         f"{len(modules)} modules in {record['duration_seconds']:.1f} s, trigger "
         f"`{record['trigger']}`{', dry run' if record.get('dry_run') else ''}.\n\n",
         _table(modules),
-        _gantt(modules),
-        f"Log: [{record['log_file']}]({log_link})\n" if log_link else
-        f"Log: `{record['log_file']}` (not pushed)\n",
+        _gantt(record.get("started"), modules),
+        _log_line(record["log_file"], log_link, push_error),
+        f"Notifications sent: {_cell(', '.join(notifications))}\n" if notifications else "",
     ]
     text = "".join(parts)
     if len(text.encode()) > SUMMARY_BUDGET_BYTES:  # module names of absurd length
@@ -137,8 +266,24 @@ def step_summary(record: Mapping[str, Any], log_link: str | None) -> str:
     return text
 
 
-def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")[:200]
+def _log_line(log_file: str, log_link: str | None, push_error: str | None) -> str:
+    if log_link:
+        return f"Log: [{log_file}]({log_link})\n\n"
+    if push_error:
+        return f"Log: `{log_file}`, **not pushed**: {_cell(push_error, 1000)}\n\n"
+    return f"Log: `{log_file}` (not pushed)\n\n"
+
+
+def _cell(value: object, limit: int = 200) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")[:limit]
+
+
+def _status_cell(module: Mapping[str, Any]) -> str:
+    text = module["status"] + (" (timed out)" if module.get("timed_out") else "")
+    recovery = module.get("recovery")
+    if isinstance(recovery, Mapping):
+        text += f", recovery {recovery.get('status')}"
+    return text
 
 
 def _table(modules: list[Mapping[str, Any]]) -> str:
@@ -147,27 +292,67 @@ def _table(modules: list[Mapping[str, Any]]) -> str:
     for i, m in enumerate(modules[:MAX_TABLE_ROWS], 1):
         duration = "" if m["duration_seconds"] is None else f"{m['duration_seconds']:.1f} s"
         code = "" if m["exit_code"] is None else m["exit_code"]
-        timed_out = " (timed out)" if m.get("timed_out") else ""
-        rows.append(f"| {i} | `{_cell(m['name'])}` | {m['status']}{timed_out} | {duration} | "
+        rows.append(f"| {i} | `{_cell(m['name'])}` | {_status_cell(m)} | {duration} | "
                     f"{m['attempts']} | {code} |")
     if len(modules) > MAX_TABLE_ROWS:
         rows.append(f"| | … {len(modules) - MAX_TABLE_ROWS} more modules | | | | |")
     return "\n".join(rows) + "\n\n"
 
 
-def _gantt(modules: list[Mapping[str, Any]]) -> str:
-    ran = [m for m in modules if m["started"] and m["finished"]]
+# The gantt chart plots elapsed time, not clock time: mermaid reads dates in the
+# viewer's time zone, so every bar is placed on an anchor date that has no
+# daylight-saving change in its first weeks anywhere, as local time; the axis then
+# shows minutes and seconds from the run's start whatever the viewer's zone.
+GANTT_ANCHOR = datetime(2000, 1, 1)
+GANTT_DATE_FORMAT = "YYYY-MM-DD HH:mm:ss.SSS"  # dayjs tokens: mermaid parses with dayjs
+# Tick steps: the first that gives at most about 8 ticks, so no label repeats.
+TICKS = ((1, "second"), (2, "second"), (5, "second"), (10, "second"), (15, "second"),
+         (30, "second"), (1, "minute"), (2, "minute"), (5, "minute"), (10, "minute"),
+         (15, "minute"), (30, "minute"), (1, "hour"), (2, "hour"), (3, "hour"), (6, "hour"),
+         (12, "hour"), (1, "day"))
+SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+GANTT_TAGS = {"failed": "crit, ", "skipped": "done, ", "recovered": "active, "}
+
+
+def _gantt(run_started: str | None, modules: list[Mapping[str, Any]]) -> str:
+    ran = [(i, m) for i, m in enumerate(modules, 1) if m.get("started") and m.get("finished")]
     if not ran:
         return ""
-    lines = ["```mermaid", "gantt", "  dateFormat x", "  axisFormat %H:%M:%S",
-             "  section modules"]
-    tags = {"failed": "crit, ", "skipped": "done, "}
-    for i, m in enumerate(ran[:MAX_GANTT_TASKS], 1):
-        start = int(datetime.fromisoformat(m["started"]).timestamp() * 1000)
-        # A bar needs some width to show: at least 1 ms.
-        end = max(start + 1, int(datetime.fromisoformat(m["finished"]).timestamp() * 1000))
-        name = "".join(c if c.isalnum() or c in "._- " else "_" for c in m["name"])[:60]
-        lines.append(f"  {name} ({m['status']}) :{tags.get(m['status'], '')}m{i}, {start}, {end}")
+    origin = datetime.fromisoformat(run_started or ran[0][1]["started"])
+    spans = [(i, m, _elapsed(origin, m["started"]), _elapsed(origin, m["finished"]))
+             for i, m in ran[:MAX_GANTT_TASKS]]
+    total = max(end for *_, end in spans)
+    lines = ["```mermaid", "gantt", f"  dateFormat {GANTT_DATE_FORMAT}",
+             f"  axisFormat {'%H:%M:%S' if total >= 3600 else '%M:%S'}",
+             f"  tickInterval {_tick(total)}", "  todayMarker off", "  section modules"]
+    for i, m, start, end in spans:
+        end = max(end, start + 0.001)  # a bar needs some width to show
+        lines.append(f"  {_task_label(i, m)} :{GANTT_TAGS.get(m['status'], '')}m{i}, "
+                     f"{_gantt_date(start)}, {_gantt_date(end)}")
     if len(ran) > MAX_GANTT_TASKS:
         lines.append(f"  %% {len(ran) - MAX_GANTT_TASKS} more modules not drawn")
     return "\n".join(lines) + "\n```\n\n"
+
+
+def _elapsed(origin: datetime, moment: str) -> float:
+    return max(0.0, (datetime.fromisoformat(moment) - origin).total_seconds())
+
+
+def _gantt_date(seconds: float) -> str:
+    moment = GANTT_ANCHOR + timedelta(milliseconds=round(seconds * 1000))
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def _tick(total: float) -> str:
+    for count, unit in TICKS:
+        if total / (count * SECONDS[unit]) <= 8:
+            return f"{count}{unit}"
+    return "7day"
+
+
+def _task_label(position: int, module: Mapping[str, Any]) -> str:
+    """`3. name (status)`: a leading position keeps any name (`title`, `section`,
+    `click`...) from being read as a mermaid keyword; only plain characters stay,
+    so `:`, `#`, `;` and `%` cannot end the label or start a comment."""
+    name = "".join(c if c.isalnum() or c in "._- " else "_" for c in module["name"])[:60]
+    return f"{position}. {name} ({module['status']})"

@@ -1,41 +1,55 @@
-"""Commit the run back to the repository and push it.
+"""Commit the run back to the repository and push it (docs/commit-back.md).
 
 One commit per run holding exactly the run's files. It is built in a
-temporary index, so that whatever the user has staged stays staged and
-uncommitted, and unstaged or untracked work is not touched. A push rejected
-because the branch moved is replayed onto the remote branch and retried;
+temporary index started from a copy of the real one (so git's stat cache
+spares it from re-reading every file under `git.paths`), with whatever the
+user has staged set back to HEAD; the user's staged, unstaged and untracked
+work is not touched. A push rejected because the branch moved is replayed
+onto the remote branch and retried; any other rejection fails at once;
 nothing is ever force-pushed.
+
+git runs as plain argument lists, each command in its own session (a cancel
+that signals our process group must not cut a commit in half), with literal
+pathspecs, no terminal prompt and a timeout on network commands.
 """
 
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import os
 import random
+import shutil
+import signal
+import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from git import Repo
-from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
-
+from pipeline import lock, runid
+from pipeline.codes import FatalError
 from pipeline.config import GitSettings, parse_timestamp
 
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 NETWORK_TIMEOUT_SECONDS = 120.0
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0)
+TEMP_INDEX_PREFIX = "pipeline-index-"
+# Written before the real index and HEAD change, removed after: what `repair` finishes.
+JOURNAL = "pipeline-commit.json"
+ZERO = "0" * 40
 # What git prints when the server refused the credentials, or when it had none to give.
 AUTH_FAILED = ("could not read Username", "Authentication failed", "The requested URL returned "
                "error: 401", "The requested URL returned error: 403", "Permission denied",
                "Write access to repository not granted")
-REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "[remote rejected]",
-            "cannot lock ref", "failed to update ref")
+# `git push --porcelain` reasons that mean "the branch moved meanwhile": a race, worth a
+# retry. A hook that declined ("pre-receive hook declined", GitHub's "protected branch
+# hook declined") or a missing permission is not.
+MOVED = ("fetch first", "non-fast-forward", "stale info", "cannot lock ref",
+         "failed to update ref", "incorrect old value")
 Redact = Callable[[str], str]
 # Renames a run's record for a new run id: (record bytes, new run id, new log path) -> bytes.
 RecordRenamer = Callable[[bytes, str, str], bytes]
@@ -43,6 +57,10 @@ RecordRenamer = Callable[[bytes, str, str], bytes]
 
 class PushError(Exception):
     """Committing or pushing failed; the message is redacted and says what to do."""
+
+
+def _plain_note(text: str) -> str:
+    return text + "\n"
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,11 @@ class Request:
     status: str
     env: Mapping[str, str]
     rename_record: RecordRenamer
+    # With git.commit "changes": no commit unless something besides the log, the
+    # record and config.json changed under git.paths (the caller checks the modules).
+    only_if_changed: bool = False
+    # A line for the end of the log (formatted as the log's own lines), given its text.
+    log_note: Callable[[str], str] = _plain_note
 
 
 @dataclass(frozen=True)
@@ -69,84 +92,215 @@ class Pushed:
     attempts: int
     renamed_to: str | None = None  # the run id, when a concurrent run had taken ours
     local_updated: bool = True
+    advice: str | None = None  # what to run when the checkout was left behind
+
+
+class GitError(Exception):
+    def __init__(self, args: Sequence[str], status: int | None, stdout: str, stderr: str):
+        super().__init__(f"git {' '.join(args[:2])} exited with {status}")
+        self.status, self.stdout, self.stderr = status, stdout, stderr
+
+
+@dataclass(frozen=True)
+class Where:
+    top: Path  # the work tree
+    git_dir: Path
 
 
 @dataclass
 class _Git:
     """Runs git as argument lists, with a fixed environment; redacts every error."""
 
-    repo: Repo
+    where: Where
     env: dict[str, str]
     redact: Redact
     auth: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, *args: str, index: str | None = None, network: bool = False,
-                 extra_env: Mapping[str, str] | None = None) -> str:
+                 extra_env: Mapping[str, str] | None = None, stdin: bytes | None = None) -> str:
+        out = self.raw(*args, index=index, network=network, extra_env=extra_env, stdin=stdin)
+        return out.decode("utf-8", "surrogateescape").removesuffix("\n")
+
+    def raw(self, *args: str, index: str | None = None, network: bool = False,
+            extra_env: Mapping[str, str] | None = None, stdin: bytes | None = None) -> bytes:
         env = dict(self.env, **(extra_env or {}))
         if index is not None:
             env["GIT_INDEX_FILE"] = index
         if network:
             env.update(self.auth)
-        return self.repo.git.execute(
-            ["git", *args], env=env,
-            kill_after_timeout=NETWORK_TIMEOUT_SECONDS if network else None,
-            # A cancelled workflow may signal our whole process group; the commit
-            # and push of that run must not die with it: its log matters most.
-            start_new_session=True,
-        )
+        # Local commands keep the run's lock until they end, even if we are killed;
+        # network ones do not (a hung push must not lock the checkout for good).
+        fds = () if network else lock.held_fds()
+        with subprocess.Popen(
+            ["git", *args], cwd=self.where.top, env=env, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            pass_fds=fds,
+        ) as proc:
+            try:
+                out, err = proc.communicate(stdin, NETWORK_TIMEOUT_SECONDS if network else None)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # git and its helpers, in their session
+                proc.communicate()
+                raise GitError(args, None, "", f"fatal: no answer within "
+                               f"{NETWORK_TIMEOUT_SECONDS:g} s") from None
+        if proc.returncode:
+            raise GitError(args, proc.returncode, out.decode(errors="replace"),
+                           err.decode(errors="replace"))
+        return out
 
-    def error(self, exc: GitCommandError) -> str:
-        """git's own last words, redacted (GitPython does not redact stderr)."""
-        text = exc.stderr if isinstance(exc.stderr, str) else str(exc)
-        lines = [ln.strip() for ln in self.redact(text).splitlines() if ln.strip()]
-        lines = [ln.removeprefix("stderr: ").strip("'") for ln in lines]
+    def error(self, exc: GitError) -> str:
+        """git's own last words, redacted."""
+        lines = [ln.strip() for ln in self.redact(exc.stderr).splitlines() if ln.strip()]
         useful = [ln for ln in lines if ln.startswith(("fatal:", "error:", "remote:", "!"))]
         return " / ".join((useful or lines or [f"git exited with {exc.status}"])[-2:])
 
 
-def commit_and_push(req: Request, redact: Redact) -> Pushed:
-    """Commit the run's files on top of HEAD and push them; PushError on any failure."""
-    with _open_repo(req.root) as repo:
-        git = _Git(repo, _base_env(req.env), redact)
-        top = Path(repo.working_tree_dir or req.root).resolve()
-        branch = _branch(repo, req.settings)
-        target, git.auth, secrets = _target(req.settings, req.env)
-        for secret in secrets:  # the encoded header too, should git ever print it
-            git.redact = _also_redacting(git.redact, secret)
-        ours, parent = _commit(git, repo, req, top)
-        return _push_with_retries(git, repo, req, top, ours, parent, branch, target)
+# ---- where, and whether commit-back can work (checked before any module runs)
+
+def locate(root: Path) -> Where:
+    git_dir = lock.find_git_dir(root)
+    if git_dir is None:
+        if (root / "HEAD").is_file() and (root / "objects").is_dir():
+            raise PushError(f"{root}: the repository is bare: there is no work tree to commit")
+        raise PushError(f"{root} is not in a git repository (run `git init`, or use --no-push)")
+    top = root.absolute()
+    while not (top / ".git").exists():
+        top = top.parent
+    return Where(top.resolve(), git_dir.resolve())
 
 
-@contextmanager
-def _open_repo(root: Path) -> Iterator[Repo]:
+def current_branch(where: Where, settings: GitSettings) -> str:
+    if settings.branch:
+        return settings.branch
     try:
-        repo = Repo(root, search_parent_directories=True)
-    except (InvalidGitRepositoryError, NoSuchPathError):
-        raise PushError(f"{root} is not in a git repository: nothing was committed "
-                        "(run `git init`, or use --no-push)") from None
-    with repo:  # GitPython leaks `git cat-file` processes otherwise
-        if repo.bare:
-            raise PushError(f"{root}: the repository is bare: nothing was committed")
-        yield repo
+        head = (where.git_dir / "HEAD").read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise PushError(f"{where.git_dir}/HEAD: cannot read it: {exc.strerror}") from None
+    if not head.startswith("ref: refs/heads/"):
+        raise PushError('HEAD is detached and git.branch is not set (check out a branch, or '
+                        'set "git": {"branch": "main"} in the config)')
+    return head.removeprefix("ref: refs/heads/")
+
+
+def check(root: Path, settings: GitSettings, env: Mapping[str, str], log_dir: Path) -> str:
+    """Can the run be committed and pushed? FatalError naming the fault, else where
+    it will go: "push to origin main"."""
+    try:
+        where = locate(root)
+        branch = current_branch(where, settings)
+    except PushError as exc:
+        raise FatalError(f"commit-back: {exc}") from None
+    target, _, _ = _target(settings, env)
+    if target == settings.remote:
+        _check_remote(where, settings.remote, env)
+    _check_inside(where, "log_dir", log_dir)
+    for name in settings.paths:
+        _check_inside(where, f"git.paths entry {name!r}", root / name)
+    return f"push to {target} {branch}"
+
+
+def _check_remote(where: Where, remote: str, env: Mapping[str, str]) -> None:
+    if "/" in remote or ":" in remote:
+        return  # a URL or a path, not a remote's name
+    git = _Git(where, _base_env(env), str)
+    if remote not in git("remote").split("\n"):
+        raise FatalError(f"commit-back: git.remote: {where.top} has no remote {remote!r} (add "
+                         f"it with `git remote add {remote} URL`, or set GITHUB_REPOSITORY and "
+                         "GITHUB_TOKEN)")
+
+
+def _check_inside(where: Where, what: str, path: Path) -> None:
+    try:
+        path.resolve().relative_to(where.top)
+    except ValueError:
+        raise FatalError(f"commit-back: {what}: {path} is outside the work tree {where.top}: "
+                         "it cannot be committed") from None
+
+
+# ---- crash safety
+
+def repair(root: Path, since: float | None = None) -> list[str]:
+    """Finish what a killed run left (call it holding the run lock, before the run).
+
+    A journal means a commit-back stopped between updating the real index and
+    HEAD: our paths' index entries are set to HEAD's, so that nothing shows as a
+    staged addition or deletion. Temporary indexes older than `since` go.
+    Returns what was done, one line each.
+    """
+    git_dir = lock.find_git_dir(root)
+    if git_dir is None:
+        return []
+    done = _remove_stale_indexes(git_dir, time.time() if since is None else since)
+    journal = git_dir / JOURNAL
+    if journal.exists():
+        done.append(_finish_journal(Where(_top_of(root), git_dir), journal))
+    return done
+
+
+def _top_of(root: Path) -> Path:
+    return locate(root).top
+
+
+def _remove_stale_indexes(git_dir: Path, since: float) -> list[str]:
+    done = []
+    for path in git_dir.glob(f"{TEMP_INDEX_PREFIX}*"):
+        try:
+            if path.stat().st_mtime < since:
+                path.unlink()
+                done.append(f"removed a temporary index a killed run left: {path.name}")
+        except FileNotFoundError:
+            continue
+    return done
+
+
+def _finish_journal(where: Where, journal: Path) -> str:
+    try:
+        paths = json.loads(journal.read_text(encoding="utf-8"))["paths"]
+    except (OSError, ValueError, KeyError, TypeError):
+        paths = None
+    if paths:
+        git = _Git(where, _base_env(os.environ), str)
+        try:
+            git("reset", "-q", "--no-refresh", "HEAD", "--", *paths)
+        except GitError as exc:
+            return f"could not repair the index after a killed run: {git.error(exc)}"
+    journal.unlink(missing_ok=True)
+    return "a killed run had left the index behind HEAD: its paths were set to HEAD"
+
+
+def _write_journal(where: Where, commit: str, paths: list[str]) -> None:
+    tmp = where.git_dir / f"{JOURNAL}.tmp"
+    tmp.write_text(json.dumps({"commit": commit, "paths": paths}), encoding="utf-8")
+    os.replace(tmp, where.git_dir / JOURNAL)
+
+
+# ---- commit
+
+def commit_and_push(req: Request, redact: Redact) -> Pushed | None:
+    """Commit the run's files on top of HEAD and push them; PushError on any failure.
+
+    None: `only_if_changed` and nothing worth a commit changed.
+    """
+    where = locate(req.root)
+    git = _Git(where, _base_env(req.env), redact)
+    branch = current_branch(where, req.settings)
+    target, git.auth, secrets = _target(req.settings, req.env)
+    for secret in secrets:  # the encoded header too, should git ever print it
+        git.redact = _also_redacting(git.redact, secret)
+    made = _commit(git, req)
+    if made is None:
+        return None
+    ours, parent = made
+    return _push_with_retries(git, req, ours, parent, branch, target)
 
 
 def _base_env(env: Mapping[str, str]) -> dict[str, str]:
-    base = {"GIT_TERMINAL_PROMPT": "0"}  # never wait for a password
-    author = {k: v for k, v in env.items() if k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_"))}
-    return dict(base, **author)
+    # Never wait for a password; paths are paths, never pathspec magic (`:!x`).
+    return dict(env, GIT_TERMINAL_PROMPT="0", GIT_LITERAL_PATHSPECS="1")
 
 
 def _also_redacting(redact: Redact, secret: str) -> Redact:
     return lambda text: redact(text).replace(secret, "***")
-
-
-def _branch(repo: Repo, settings: GitSettings) -> str:
-    if settings.branch:
-        return settings.branch
-    if repo.head.is_detached:
-        raise PushError("HEAD is detached and git.branch is not set: nothing was committed "
-                        '(check out a branch, or set "git": {"branch": "main"} in the config)')
-    return repo.active_branch.name
 
 
 def _target(settings: GitSettings, env: Mapping[str, str]
@@ -172,23 +326,16 @@ def _target(settings: GitSettings, env: Mapping[str, str]
     return f"{server}/{repository}.git", auth, [encoded, token]
 
 
-def _configured_identity(git: _Git) -> dict[str, str]:
-    """user.name and user.email as git sees them (repository, global, system)."""
-    try:
-        lines = git("config", "--get-regexp", r"^user\.(name|email)$").splitlines()
-    except GitCommandError:
-        return {}  # neither is set
-    return dict(line.partition(" ")[::2] for line in lines)
+def _identity(settings: GitSettings) -> dict[str, str]:
+    """git.author_*, as far as it is set (the rest comes from git's configuration)."""
+    name, email = settings.author_name, settings.author_email
+    return {k: str(v) for k, v in (
+        ("GIT_AUTHOR_NAME", name), ("GIT_COMMITTER_NAME", name),
+        ("GIT_AUTHOR_EMAIL", email), ("GIT_COMMITTER_EMAIL", email)) if v}
 
 
-def _identity(git: _Git, settings: GitSettings) -> dict[str, str]:
-    """git.author_*, else the repository's configured identity, else the Actions bot."""
-    configured = {} if settings.author_name and settings.author_email else (
-        _configured_identity(git))
-    name = settings.author_name or configured.get("user.name") or BOT_NAME
-    email = settings.author_email or configured.get("user.email") or BOT_EMAIL
-    return {"GIT_AUTHOR_NAME": str(name), "GIT_AUTHOR_EMAIL": str(email),
-            "GIT_COMMITTER_NAME": str(name), "GIT_COMMITTER_EMAIL": str(email)}
+BOT_IDENTITY = {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_COMMITTER_NAME": BOT_NAME,
+                "GIT_AUTHOR_EMAIL": BOT_EMAIL, "GIT_COMMITTER_EMAIL": BOT_EMAIL}
 
 
 def _rel(path: Path, top: Path) -> str:
@@ -198,17 +345,16 @@ def _rel(path: Path, top: Path) -> str:
         raise PushError(f"{path} is outside the repository {top}: it cannot be committed") from None
 
 
-def _head(repo: Repo) -> str | None:
-    """HEAD's commit, read in process (no git process to spawn)."""
+def _head(git: _Git) -> str | None:
     try:
-        return repo.head.commit.hexsha
-    except ValueError:
+        return git("rev-parse", "-q", "--verify", "HEAD^{commit}")
+    except GitError:
         return None  # a repository with no commit yet
 
 
 @contextmanager
-def _temporary_index(repo: Repo) -> Iterator[str]:
-    fd, path = tempfile.mkstemp(dir=repo.git_dir, prefix="pipeline-index-")
+def _temporary_index(git_dir: Path) -> Iterator[str]:
+    fd, path = tempfile.mkstemp(dir=git_dir, prefix=TEMP_INDEX_PREFIX)
     os.close(fd)
     os.unlink(path)  # git creates it; an empty file is not a valid index
     try:
@@ -218,64 +364,173 @@ def _temporary_index(repo: Repo) -> Iterator[str]:
         Path(path + ".lock").unlink(missing_ok=True)
 
 
-def _commit(git: _Git, repo: Repo, req: Request, top: Path) -> tuple[str, str | None]:
+def _commit(git: _Git, req: Request) -> tuple[str, str | None] | None:
     """The run's commit on top of HEAD, and its parent; HEAD moves to it, the rest
-    stays as it was."""
-    parent = _head(repo)
+    stays as it was. None when `only_if_changed` and nothing worth it changed."""
+    top = git.where.top
+    parent = _head(git)
     run_files = [_rel(p, top) for p in (req.log, req.record, req.config)]
-    extra = _extra_paths(git, req, top)
     try:
-        with _temporary_index(repo) as index:
-            git("read-tree", *([parent] if parent else ["--empty"]), index=index)
-            git("add", "--force", "--", *run_files, index=index)
-            if extra:
-                git("add", "--all", "--", *extra, index=index)
+        extra = _extra_paths(git, req)
+        with _temporary_index(git.where.git_dir) as index:
+            _start_index(git, index, parent)
+            _stage(git, run_files, extra, index)
+            changed = _changed(git, index, parent)
+            if req.only_if_changed and parent and set(changed) <= set(run_files):
+                return None
             tree = git("write-tree", index=index)
         commit = _commit_tree(git, req, tree, parent)
-        git("update-ref", "-m", f"pipeline: run {req.run_id}", "HEAD", commit, parent or "")
-        # The real index learns our paths' new state; nothing else in it changes.
-        # (--no-refresh: a refresh would stat every file of the work tree.)
-        git("reset", "-q", "--no-refresh", "HEAD", "--", *run_files, *extra)
-    except GitCommandError as exc:
+        _move_head(git, req.run_id, commit, parent, changed)
+    except GitError as exc:
         raise PushError(f"committing the run failed: {git.error(exc)}") from None
     return commit, parent
 
 
-def _extra_paths(git: _Git, req: Request, top: Path) -> list[str]:
+def _extra_paths(git: _Git, req: Request) -> list[str]:
     """git.paths that exist now or are tracked (so that deletions are committed too)."""
-    found = []
-    for name in req.extra:
-        rel = _rel(req.root / name, top)
-        if (top / rel).exists() or git("ls-files", "--", rel):
-            found.append(rel)
-    return found
+    top = git.where.top
+    rels = [_rel(req.root / name, top) for name in req.extra]
+    missing = [rel for rel in rels if not (top / rel).exists()]
+    tracked = set()
+    if missing:
+        listed = git.raw("ls-files", "-z", "--", *missing).decode(errors="surrogateescape")
+        tracked = {rel for rel in missing if any(
+            name == rel or name.startswith(rel + "/") for name in listed.split("\0"))}
+    return [rel for rel in rels if rel not in missing or rel in tracked]
 
 
-def _commit_tree(git: _Git, req: Request, tree: str, parent: str | None) -> str:
-    message = req.settings.commit_message.format(run_id=req.run_id, status=req.status)
-    parents = ["-p", parent] if parent else []
-    return git("commit-tree", tree, *parents, "-m", message,
-               extra_env=_identity(git, req.settings))
+def _start_index(git: _Git, index: str, parent: str | None) -> None:
+    """The temporary index: HEAD's tree, with the stat data of the real index.
+
+    A copy of the real index keeps git's stat cache, so that `git add` opens only
+    files whose stat changed (a tree read with `read-tree` has no stat data: every
+    file under git.paths would be read and hashed again). The copy keeps the real
+    index's mtime too, so that git's check for racily clean entries sees what it
+    would see there. What the user staged is then set back to HEAD.
+    """
+    real = git.where.git_dir / "index"
+    if parent is None or not real.exists():
+        git("read-tree", parent or "--empty", index=index)
+        return
+    shutil.copy2(real, index)
+    staged = git.raw("diff-index", "--cached", "-z", "--no-renames", parent, index=index)
+    lines = _back_to_head(staged)
+    if lines:
+        git("update-index", "-z", "--index-info", index=index, stdin=lines)
 
 
-def _push_with_retries(git: _Git, repo: Repo, req: Request, top: Path, ours: str,
-                       base: str | None, branch: str, target: str) -> Pushed:
+def _back_to_head(diff: bytes) -> bytes:
+    """`update-index --index-info` input that sets each path of a `diff-index -z`
+    back to its old side: remove every stage, then add HEAD's entry if it has one."""
+    fields = diff.split(b"\0")
+    out = []
+    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+        if not meta.startswith(b":"):
+            continue
+        old_mode, _, old_blob = meta[1:].split(b" ")[:3]
+        out.append(b"0 " + ZERO.encode() + b"\t" + path + b"\0")
+        if old_mode != b"000000":
+            out.append(old_mode + b" " + old_blob + b"\t" + path + b"\0")
+    return b"".join(out)
+
+
+def _stage(git: _Git, run_files: list[str], extra: list[str], index: str) -> None:
+    try:
+        git("add", "--all", "--", *extra, *run_files, index=index)
+    except GitError as exc:
+        if "ignored by one of your .gitignore files" not in exc.stderr:
+            raise
+        git("add", "--force", "--", *run_files, index=index)  # .gitignore names them
+
+
+def _changed(git: _Git, index: str, parent: str | None) -> list[str]:
+    """Paths whose entry in the temporary index differs from the parent's tree."""
+    if parent is None:
+        names = git.raw("ls-files", "-z", index=index)
+    else:
+        names = git.raw("diff-index", "--cached", "-z", "--name-only", "--no-renames", parent,
+                        index=index)
+    return [name for name in names.decode("utf-8", "surrogateescape").split("\0") if name]
+
+
+def _move_head(git: _Git, run_id: str, commit: str, parent: str | None,
+               changed: list[str]) -> None:
+    """The real index learns the commit's changes, then HEAD moves to the commit.
+
+    In that order, a kill in between leaves the run's files staged (never a staged
+    deletion), and the journal lets the next run's `repair` set them to HEAD.
+    Only the changed paths' entries are written (from the work tree, with their
+    stat data): nothing else in the real index changes, and nothing is walked.
+    """
+    _write_journal(git.where, commit, changed)
+    names = "".join(f"{name}\0" for name in changed).encode("utf-8", "surrogateescape")
+    try:
+        git("update-index", "--add", "--remove", "-z", "--stdin", stdin=names)
+        git("update-ref", "-m", f"pipeline: run {run_id}", "HEAD", commit, parent or ZERO)
+    except GitError:
+        if changed:
+            git("reset", "-q", "--no-refresh", "HEAD", "--", *changed)  # back as it was
+        raise
+    finally:
+        (git.where.git_dir / JOURNAL).unlink(missing_ok=True)
+
+
+def _commit_tree(git: _Git, req: Request, tree: str, parent: str | None,
+                 run_id: str | None = None) -> str:
+    """git.author_*, else the configured identity, else the Actions bot.
+
+    user.useConfigOnly: git must not make up an identity from the host's name; it
+    fails instead, and the bot signs.
+    """
+    message = req.settings.commit_message.format(run_id=run_id or req.run_id,
+                                                 status=req.status)
+    args = ["-c", "user.useConfigOnly=true", "commit-tree", tree,
+            *(["-p", parent] if parent else []), "-m", message]
+    identity = _identity(req.settings)
+    try:
+        return git(*args, extra_env=identity)
+    except GitError as exc:
+        if "ident" not in exc.stderr.lower() and "tell me who you are" not in exc.stderr:
+            raise
+        return git(*args, extra_env=dict(BOT_IDENTITY, **identity))
+
+
+# ---- push
+
+def _push_with_retries(git: _Git, req: Request, ours: str, base: str | None, branch: str,
+                       target: str) -> Pushed:
     commit, renamed = ours, None
     for attempt in range(1, req.settings.push_retries + 2):
-        rejected = _push(git, commit, branch, target)
-        if not rejected:
-            updated = commit == ours or _update_checkout(git, ours, commit,
-                                                         list(_changes(git, base, ours)))
-            return Pushed(commit, branch, target, attempt, renamed, updated)
+        if not _push(git, commit, branch, target):
+            return _pushed(git, ours, commit, branch, target, attempt, renamed, base)
         if attempt > req.settings.push_retries:
             break
         time.sleep(_backoff(attempt))
         remote = _fetch(git, target, branch)
-        commit, renamed = _replay(git, repo, req, top, base, ours, remote)
+        commit, renamed = _replay(git, req, base, ours, remote)
     raise PushError(
         f"push to {target} ({branch}) still rejected after {req.settings.push_retries} retries: "
-        f"the branch keeps moving; the run's commit {ours[:7]} is on the local branch "
-        f"(push it with `git pull --rebase && git push`)")
+        f"the branch keeps moving; the run's commit {ours[:7]} is on the local branch: "
+        f"{_catch_up_advice(target, branch)}")
+
+
+def _catch_up_advice(target: str, branch: str) -> str:
+    # In a rebase "ours" is the remote's side: a conflict on config.json (both runs
+    # set last_run_date) keeps the remote's file, the rest of the run lands as is.
+    return f"push it with `git pull --rebase -X ours {target} {branch} && git push {target} " \
+           f"HEAD:{branch}`"
+
+
+def _pushed(git: _Git, ours: str, commit: str, branch: str, target: str, attempt: int,
+            renamed: str | None, base: str | None) -> Pushed:
+    if commit == ours:
+        return Pushed(commit, branch, target, attempt, renamed)
+    if _update_checkout(git, ours, commit):
+        return Pushed(commit, branch, target, attempt, renamed)
+    advice = (f"the checkout was left at the run's local commit {ours[:7]}, which the pushed "
+              f"{commit[:7]} replaces: commit or stash your edits, then "
+              f"`git reset --keep {commit[:12]}`")
+    return Pushed(commit, branch, target, attempt, renamed, local_updated=False, advice=advice)
 
 
 def _backoff(attempt: int) -> float:
@@ -287,19 +542,31 @@ def _push(git: _Git, commit: str, branch: str, target: str) -> bool:
     """Push; True when rejected because the branch moved, PushError on any other failure."""
     try:
         git("push", "--porcelain", target, f"{commit}:refs/heads/{branch}", network=True)
-    except GitCommandError as exc:
-        text = f"{exc.stdout}\n{exc.stderr}"
-        if any(marker in text for marker in REJECTED):
+    except GitError as exc:
+        reasons = _rejections(exc.stdout)
+        if reasons and all(any(m in r for m in MOVED) for r in reasons):
             return True
-        raise PushError(f"push to {target} ({branch}) failed: {_why(git, exc)}; the run's "
-                        f"commit {commit[:7]} is on the local branch: push it when that is "
-                        "fixed") from None
+        raise PushError(f"push to {target} ({branch}) failed: {_why(git, exc, reasons)}; the "
+                        f"run's commit {commit[:7]} is on the local branch: push it with "
+                        f"`git push {target} HEAD:{branch}` once that is fixed") from None
     return False
 
 
-def _why(git: _Git, exc: GitCommandError) -> str:
+def _rejections(porcelain: str) -> list[str]:
+    """`[rejected] (fetch first)`, `[remote rejected] (pre-receive hook declined)`...:
+    the summary of each ref git could not push (flag `!` in --porcelain output)."""
+    return [line.split("\t")[2] for line in porcelain.splitlines()
+            if line.startswith("!") and line.count("\t") >= 2]
+
+
+def _why(git: _Git, exc: GitError, reasons: list[str]) -> str:
+    remote = [ln.strip() for ln in git.redact(exc.stderr).splitlines()
+              if ln.startswith("remote:") and ln.removeprefix("remote:").strip()]
+    if reasons:
+        said = "; ".join(git.redact(r) for r in reasons)
+        return f"rejected by the remote: {said}" + (f" ({' / '.join(remote)})" if remote else "")
     said = git.error(exc)
-    if not any(marker in str(exc.stderr) for marker in AUTH_FAILED):
+    if not any(marker in exc.stderr for marker in AUTH_FAILED):
         return said
     if "GIT_CONFIG_COUNT" in git.auth:
         return (f"the server refused GITHUB_TOKEN ({said}): the workflow needs "
@@ -311,7 +578,7 @@ def _fetch(git: _Git, target: str, branch: str) -> str:
     try:
         git("fetch", "--quiet", "--no-tags", target, f"refs/heads/{branch}", network=True)
         return git("rev-parse", "--verify", "FETCH_HEAD^{commit}")
-    except GitCommandError as exc:
+    except GitError as exc:
         raise PushError(f"fetching {target} ({branch}) to retry the push failed: "
                         f"{git.error(exc)}") from None
 
@@ -323,8 +590,8 @@ Change = tuple[str, str] | None
 def _changes(git: _Git, old: str | None, new: str) -> dict[str, Change]:
     """What changed from `old` (None: the empty tree) to `new`, path by path."""
     old = old or git("hash-object", "-t", "tree", os.devnull)
-    raw = git("diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", old, new)
-    fields = raw.split("\0")
+    raw = git.raw("diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", old, new)
+    fields = raw.decode("utf-8", "surrogateescape").split("\0")
     changes: dict[str, Change] = {}
     for meta, path in zip(fields[0::2], fields[1::2], strict=False):
         if not meta.startswith(":"):
@@ -334,7 +601,7 @@ def _changes(git: _Git, old: str | None, new: str) -> dict[str, Change]:
     return changes
 
 
-def _replay(git: _Git, repo: Repo, req: Request, top: Path, base: str | None, ours: str,
+def _replay(git: _Git, req: Request, base: str | None, ours: str,
             remote: str) -> tuple[str, str | None]:
     """Our commit's changes on top of `remote`: an in-memory rebase.
 
@@ -343,13 +610,14 @@ def _replay(git: _Git, repo: Repo, req: Request, top: Path, base: str | None, ou
     concurrent run took the same run id: ours move to the next free id.
     Anything else: PushError, and nothing is changed.
     """
+    top = git.where.top
     mine = _changes(git, base, ours)
     theirs = _changes(git, base, remote)
     config_rel = _rel(req.config, top)
     run_files = (_rel(req.log, top), _rel(req.record, top))
     renamed, updates = None, {}
     if any(path in theirs for path in run_files):  # a concurrent run took our run id
-        renamed, updates = _rename_run(git, req, top, ours, remote)
+        renamed, updates = _rename_run(git, req, ours, remote)
     for path, change in mine.items():
         if renamed and path in run_files:
             continue
@@ -360,35 +628,33 @@ def _replay(git: _Git, repo: Repo, req: Request, top: Path, base: str | None, ou
         else:
             raise PushError(f"push rejected and {path} was changed both here and on the remote: "
                             f"the run's commit {ours[:7]} is on the local branch; resolve it by "
-                            "hand (git pull --rebase)")
-    return _write_replayed(git, repo, req, remote, updates), renamed
+                            f"hand (`git pull --rebase {req.settings.remote}`, then settle "
+                            f"{path} and `git rebase --continue`)")
+    return _write_replayed(git, req, remote, updates, renamed), renamed
 
 
-def _write_replayed(git: _Git, repo: Repo, req: Request, remote: str,
-                    updates: dict[str, Change]) -> str:
-    with _temporary_index(repo) as index:
+def _write_replayed(git: _Git, req: Request, remote: str, updates: dict[str, Change],
+                    renamed: str | None) -> str:
+    lines = []
+    for path, change in updates.items():
+        lines.append(f"0 {ZERO}\t{path}\0")
+        if change is not None:
+            lines.append(f"{change[0]} {change[1]}\t{path}\0")
+    with _temporary_index(git.where.git_dir) as index:
         git("read-tree", remote, index=index)
-        for path, change in updates.items():
-            if change is None:
-                git("update-index", "--force-remove", "--", path, index=index)
-            else:
-                git("update-index", "--add", "--cacheinfo", f"{change[0]},{change[1]},{path}",
-                    index=index)
+        if lines:
+            git("update-index", "-z", "--index-info", index=index,
+                stdin="".join(lines).encode("utf-8", "surrogateescape"))
         tree = git("write-tree", index=index)
-    return _commit_tree(git, req, tree, remote)
+    return _commit_tree(git, req, tree, remote, renamed)
 
 
 def _blob(git: _Git, content: bytes) -> str:
-    with tempfile.NamedTemporaryFile("wb", delete=False) as handle:
-        handle.write(content)
-    try:
-        return git("hash-object", "-w", "--", handle.name)
-    finally:
-        os.unlink(handle.name)
+    return git("hash-object", "-w", "--stdin", stdin=content)
 
 
 def _show(git: _Git, commit: str, path: str) -> bytes:
-    return git("cat-file", "blob", f"{commit}:{path}").encode()
+    return git.raw("cat-file", "blob", f"{commit}:{path}")
 
 
 def _merge_config(git: _Git, ours: str, remote: str, path: str) -> Change:
@@ -396,7 +662,7 @@ def _merge_config(git: _Git, ours: str, remote: str, path: str) -> Change:
     try:
         mine = json.loads(_show(git, ours, path))
         theirs = json.loads(_show(git, remote, path))
-    except (GitCommandError, ValueError):
+    except (GitError, ValueError):
         raise PushError(f"push rejected and {path} conflicts with the remote's, which is not "
                         "valid JSON: resolve it by hand") from None
     dates = [d for d in (mine.get("last_run_date"), theirs.get("last_run_date")) if d]
@@ -413,44 +679,51 @@ def _instant(value: str) -> float:
         return float("-inf")
 
 
-def _rename_run(git: _Git, req: Request, top: Path, ours: str, remote: str
+def _rename_run(git: _Git, req: Request, ours: str, remote: str
                 ) -> tuple[str, dict[str, Change]]:
-    """A concurrent run pushed the same run id first: ours takes the next free one."""
+    """A concurrent run pushed the same run id first: ours takes the next free one.
+
+    Its log gets a last line naming the new id."""
+    top = git.where.top
     log_rel, record_rel = _rel(req.log, top), _rel(req.record, top)
     folder = Path(log_rel).parent
-    taken = set(git("ls-tree", "--name-only", remote, "--", f"{folder}/").split("\n"))
-    stub = "_".join(req.run_id.split("_")[:2])  # without any _N it already had
+    listing = git.raw("ls-tree", "-z", "--name-only", remote, "--", f"{folder}/")
+    taken = set(listing.decode("utf-8", "surrogateescape").split("\0"))
+    stub = runid.stub_of(req.run_id)
 
     def free(run_id: str) -> bool:
-        names = [(folder / f"workflow_{run_id}{ext}").as_posix() for ext in (".log", ".json")]
+        names = [(folder / name).as_posix() for name in
+                 (runid.log_name(run_id), runid.record_name(run_id))]
         return not any(name in taken or (top / name).exists() for name in names)
 
-    run_id = next(f"{stub}_{n}" for n in itertools.count(2) if free(f"{stub}_{n}"))
-    new_log = (folder / f"workflow_{run_id}.log").as_posix()
-    new_record = (folder / f"workflow_{run_id}.json").as_posix()
+    n = runid.parse(req.run_id)[1] + 1
+    while not free(runid.with_suffix(stub, n)):
+        n += 1
+    run_id = runid.with_suffix(stub, n)
+    new_log = (folder / runid.log_name(run_id)).as_posix()
+    new_record = (folder / runid.record_name(run_id)).as_posix()
     log_in_record = req.log.parent.resolve().relative_to(req.root.resolve()).joinpath(
-        f"workflow_{run_id}.log").as_posix()
+        runid.log_name(run_id)).as_posix()
     record = req.rename_record(_show(git, ours, record_rel), run_id, log_in_record)
-    log_blob = git("rev-parse", f"{ours}:{log_rel}")
+    note = req.log_note(f"a concurrent run had pushed run id {req.run_id} first: this run "
+                        f"was committed as {run_id}")
+    log = _show(git, ours, log_rel) + note.encode()
     # The old names stay as the remote has them: they hold the other run's files.
     moved: dict[str, Change] = {
-        new_log: ("100644", log_blob), new_record: ("100644", _blob(git, record)),
+        new_log: ("100644", _blob(git, log)), new_record: ("100644", _blob(git, record)),
     }
     return run_id, moved
 
 
-def _update_checkout(git: _Git, ours: str, pushed: str, paths: list[str]) -> bool:
+def _update_checkout(git: _Git, ours: str, pushed: str) -> bool:
     """Move the checkout to what was pushed, if nothing local would be lost.
 
     `git reset --keep` refuses when a file it must change has local edits.
     """
-    if _head(git.repo) != ours:
+    if _head(git) != ours:
         return False
     try:
-        # Our paths were staged without stat data (see _commit): refresh first, or
-        # --keep would take them for local edits.
-        git("update-index", "-q", "--refresh", "--remove", "--", *paths)
         git("reset", "-q", "--keep", pushed)
-    except GitCommandError:
+    except GitError:
         return False
     return True

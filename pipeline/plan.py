@@ -6,17 +6,15 @@ by --only, --from, --skip and --resume.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timezone
 from pathlib import Path
+from typing import Any
 
 from pipeline import config as cfg
+from pipeline import runid
 from pipeline.codes import FatalError
 from pipeline.config import Config, ModuleSpec
-
-RECORD_GLOB = "workflow_*.json"
 
 
 @dataclass(frozen=True)
@@ -30,11 +28,56 @@ class Selection:
 
 
 @dataclass(frozen=True)
+class Resumed:
+    """The run a --resume continues: its id, the original run of a chain of
+    resumes, and the record (for its window)."""
+
+    run_id: str
+    record: dict[str, Any]
+    original: dict[str, Any]  # the record of the first run of a chain of resumes
+
+
+def _resume_of(record: dict[str, Any]) -> str | None:
+    selection = record.get("selection")
+    value = selection.get("resume_of") if isinstance(selection, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _original(log_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Follow `resume_of` back to the run whose window a chain of resumes completes."""
+    from pipeline import history
+
+    for _ in range(1000):  # a hand-made cycle must not hang the run
+        previous = _resume_of(record)
+        found = history.read_record(log_dir / runid.record_name(previous)) if previous else None
+        if found is None:
+            return record
+        record = found
+    return record
+
+
+@dataclass(frozen=True)
 class Plan:
     modules: tuple[ModuleSpec, ...]  # what runs, in order
     known: tuple[ModuleSpec, ...]  # every configured or discovered module
     ignored: tuple[str, ...] = field(default=())  # files discovery passed over
     note: str = ""  # why nothing runs, when that is not an error
+    selection: Selection = field(default_factory=Selection)
+    resumed: Resumed | None = None
+
+    @property
+    def whole(self) -> bool:
+        """The whole pipeline, as configured: only such a run moves last_run_date."""
+        s = self.selection
+        return not (s.only or s.start or s.skip or s.resume)
+
+    def selection_record(self) -> dict[str, Any] | None:
+        """What the run record says was selected (null for the whole pipeline)."""
+        if self.whole and self.resumed is None:
+            return None
+        s = self.selection
+        return {"only": list(s.only), "from": s.start, "skip": list(s.skip),
+                "resume_of": self.resumed.run_id if self.resumed else None}
 
 
 def build(config: Config, selection: Selection) -> Plan:
@@ -43,16 +86,16 @@ def build(config: Config, selection: Selection) -> Plan:
     if not known:
         where = "modules" if config.modules is not None else "modules/ (no numbered files)"
         raise FatalError(f"{config.display}: {where}: no modules to run")
-    start = selection.start
+    start, resumed = selection.start, None
     if selection.resume:
-        start, note = resume_point(config)
+        resumed, start, note = resume_point(config)
         if start is None:
-            return Plan((), known, ignored, note=note)
-        resolve(known, start, "--resume")
-    chosen = select(known, selection.only, start, selection.skip)
+            return Plan((), known, ignored, note=note, selection=selection)
+        resolve(known, start, "--resume", config)
+    chosen = select(known, selection.only, start, selection.skip, config)
     if not chosen:
         raise FatalError("--only/--from/--skip: that selection leaves no module to run")
-    return Plan(chosen, known, ignored)
+    return Plan(chosen, known, ignored, selection=selection, resumed=resumed)
 
 
 def discover(config: Config) -> tuple[tuple[ModuleSpec, ...], tuple[str, ...]]:
@@ -88,6 +131,7 @@ def select(
     only: Sequence[str] = (),
     start: str | None = None,
     skip: Sequence[str] = (),
+    config: Config | None = None,
 ) -> tuple[ModuleSpec, ...]:
     """Apply --only, --from and --skip, keeping pipeline order.
 
@@ -96,18 +140,22 @@ def select(
     order = {spec.name: i for i, spec in enumerate(known)}
     chosen = [s for s in known if s.enabled]
     if only:
-        wanted = {resolve(known, name, "--only").name for name in only}
+        wanted = {resolve(known, name, "--only", config).name for name in only}
         chosen = [s for s in known if s.name in wanted]
     if start is not None:
-        first = order[resolve(known, start, "--from").name]
+        first = order[resolve(known, start, "--from", config).name]
         chosen = [s for s in chosen if order[s.name] >= first]
-    left_out = {resolve(known, name, "--skip").name for name in skip}
+    left_out = {resolve(known, name, "--skip", config).name for name in skip}
     return tuple(s for s in chosen if s.name not in left_out)
 
 
-def resolve(known: Sequence[ModuleSpec], name: str, option: str) -> ModuleSpec:
+def resolve(known: Sequence[ModuleSpec], name: str, option: str,
+            config: Config | None = None) -> ModuleSpec:
     """A module named by its name, the part after its number, or its number."""
-    number = str(int(name)) if name.isdigit() else None
+    if not name.strip():
+        raise FatalError(f"{option}: an empty module name")
+    # ASCII digits only: "²" is a digit to str.isdigit but not to int().
+    number = str(int(name)) if name.isascii() and name.isdigit() else None
     for attribute, wanted in (("name", name), ("short_name", name), ("number", number)):
         matches = [s for s in known if wanted is not None and getattr(s, attribute) == wanted]
         if len(matches) == 1:
@@ -116,47 +164,42 @@ def resolve(known: Sequence[ModuleSpec], name: str, option: str) -> ModuleSpec:
             names = ", ".join(s.name for s in matches)
             raise FatalError(f"{option}: {name!r} is ambiguous: it names {names}")
     names = ", ".join(s.name for s in known)
+    unlisted = _unlisted_file(config, name) if config is not None else None
+    if unlisted:
+        raise FatalError(f"{option}: modules/{unlisted} is not in the pipeline: "
+                         f"{config.display if config else 'the config'} does not list it "
+                         f"(known modules: {names})")
     raise FatalError(f"{option}: unknown module {name!r}; known modules: {names}")
 
 
-def newest_record(log_dir: Path) -> tuple[Path, dict] | None:
-    """The run record with the latest start, or None when there is none."""
-    best: tuple[str, float, Path, dict] | None = None
-    for path in log_dir.glob(RECORD_GLOB):
-        record = _read_record(path)
-        if record is None:
-            continue
-        key = (_sortable(record.get("started")), path.stat().st_mtime, path, record)
-        if best is None or key[:2] > best[:2]:
-            best = key
-    return None if best is None else (best[2], best[3])
-
-
-def _read_record(path: Path) -> dict | None:
-    """A run record, or None for a file that is not one (a user's own JSON)."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def _unlisted_file(config: Config, name: str) -> str | None:
+    """A file in modules/ that `name` would name, when the config's list leaves it out."""
+    folder = config.root / "modules"
+    if config.modules is None or not folder.is_dir():
         return None
-    ok = isinstance(record, dict) and isinstance(record.get("modules"), list)
-    return record if ok else None
+    for entry in sorted(folder.iterdir()):
+        stem = cfg.module_name(entry)
+        match = cfg.NUMBERED.match(stem)
+        names = {entry.name, stem}
+        if match:
+            names |= {match.group(2), str(int(match.group(1)))}
+        if name in names:
+            return entry.name
+    return None
 
 
-def _sortable(started: object) -> str:
-    """Starts compare as UTC instants, whatever offset each record was written with."""
-    try:
-        return cfg.parse_timestamp(str(started)).astimezone(timezone.utc).isoformat()
-    except ValueError:
-        return ""
+def resume_point(config: Config) -> tuple[Resumed | None, str | None, str]:
+    """The module that failed or was interrupted in the newest run that counts (not
+    a dry run, not a backfill); or None, and why there is nothing to resume."""
+    from pipeline import history  # read only by --resume
 
-
-def resume_point(config: Config) -> tuple[str | None, str]:
-    """The module that failed or was interrupted in the newest run (or None, and why)."""
-    newest = newest_record(config.log_dir)
+    newest = history.resume_record(config.log_dir)
     if newest is None:
         raise FatalError(f"--resume: no run record in {config.log_dir} to resume from")
     path, record = newest
+    run_id = str(record.get("run_id") or runid.of_file(path.name))
+    resumed = Resumed(run_id, record, _original(config.log_dir, record))
     for module in record["modules"]:
         if isinstance(module, dict) and module.get("status") == "failed":
-            return str(module.get("name")), ""
-    return None, f"--resume: nothing to resume: no module failed in {path.name}"
+            return resumed, str(module.get("name")), ""
+    return None, None, f"--resume: nothing to resume: no module failed in {path.name}"

@@ -1,14 +1,17 @@
 """The sequence of a run: plan in, outcomes -> statuses -> run record -> state.
 
-Calls execute for each module, logs for the run's log, and writes the run
-record and `last_run_date`.
+A run has three phases, each a call whose value the next takes: execute (the
+modules, with their recovery scripts), record (the run record, the review
+report, `last_run_date`) and publish (commit-back, the Actions UI,
+notifications). A backfill is one such run per interval.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -17,7 +20,8 @@ from typing import Any, Literal
 from loguru import logger
 
 from pipeline import config as cfg
-from pipeline import execute, github, logs
+from pipeline import execute, github, logs, runid
+from pipeline import window as windows
 from pipeline.codes import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -30,8 +34,9 @@ from pipeline.codes import (
 from pipeline.config import Config, ModuleSpec
 from pipeline.execute import Cancel, Outcome, RunContext
 from pipeline.plan import Plan
+from pipeline.window import Window
 
-ModuleStatus = Literal["success", "skipped", "failed", "not_run"]
+ModuleStatus = Literal["success", "skipped", "failed", "recovered", "not_run"]
 RunStatus = Literal["success", "partial", "failed", "interrupted"]
 EXIT_CODES: dict[RunStatus, int] = {
     "success": EXIT_OK,
@@ -47,6 +52,8 @@ class Options:
     force: bool = False
     verbose: bool = False
     push: bool | None = None  # --push / --no-push; None: as git.push says
+    window_minutes: float | None = None  # --window
+    wait_seconds: float = 0.0  # --wait
 
 
 @dataclass(frozen=True)
@@ -56,10 +63,11 @@ class ModuleResult:
     attempts: int = 0
     first: Outcome | None = None  # the first attempt: when the module started
     last: Outcome | None = None  # the last attempt: how it ended
+    recovery: Outcome | None = None  # its on_failure script, when that ran
 
     def as_record(self) -> dict[str, Any]:
         last, first = self.last, self.first
-        return {
+        entry = {
             "name": self.spec.name,
             "path": self.spec.rel,
             "status": self.status,
@@ -71,6 +79,14 @@ class ModuleResult:
             "duration_seconds": _duration(first, last),
             "peak_rss_mb": last.peak_rss_mb if last else None,
         }
+        if self.recovery is not None and self.spec.on_failure is not None:
+            entry["recovery"] = {
+                "path": self.spec.on_failure.rel,
+                "status": "success" if status_of(self.recovery) == "success" else "failed",
+                "exit_code": self.recovery.exit_code,
+                "duration_seconds": self.recovery.duration_seconds,
+            }
+        return entry
 
 
 @dataclass
@@ -80,6 +96,8 @@ class RunResult:
     started: datetime
     log_path: Path
     record_path: Path
+    window: Window
+    run_dir: Path
     modules: list[ModuleResult] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
     push_failed: bool = False
@@ -114,25 +132,49 @@ def run_status(results: list[ModuleResult], interrupted: bool) -> RunStatus:
     failed = [r for r in results if r.status == "failed"]
     if any(r.spec.critical for r in failed):
         return "failed"
-    return "partial" if failed else "success"
+    return "partial" if failed or any(r.status == "recovered" for r in results) else "success"
 
 
-def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str]) -> RunResult:
-    """Run the plan; write the log, the run record and (after success) the state."""
+def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
+            backfill: list[Window] | None) -> int:
+    """One run, or a backfill's runs oldest first; the exit code of the last one.
+
+    A backfill stops at the first run that does not end well. The signal handlers
+    stay ours until the process exits: a cancel between two runs stops the rest,
+    and one after the last push cannot turn a finished run into a crash.
+    """
+    code = EXIT_OK
+    publish = _commit_back_line(config, options, env)
+    with Cancel() as cancel:
+        for window in backfill or [None]:
+            if cancel.requested:
+                return EXIT_INTERRUPTED
+            code = start(config, plan, options, env, cancel, window, publish).exit_code
+            if code != EXIT_OK:
+                break
+    return code
+
+
+def _commit_back_line(config: Config, options: Options, env: Mapping[str, str]) -> str:
+    """What will become of the run's files, and why: said at the start of every run."""
+    wanted, why = config.git.decide(options.push, options.dry_run, env)
+    if not wanted:
+        return f"commit-back: off ({why})"
+    return f"commit-back: push to {config.git.remote} ({why})"
+
+
+def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
+          cancel: Cancel, backfill: Window | None = None, publish: str = "") -> RunResult:
+    """Run the plan once; write the log, the run record and (after success) the state."""
     started = datetime.now(config.tz)
     masker = logs.Masker(logs.secret_values(env, config.mask_env))
     actions = github.Actions(env, masker)
-    with Cancel() as cancel, logs.RunLog(config.tz, masker, verbose=options.verbose) as runlog:
-        run_id, log_path, handle = _create_log(config, started)
-        runlog.attach_file(handle)
-        ctx = RunContext(
-            run_id=run_id, config_path=config.path, log_dir=config.log_dir.absolute(),
-            root=config.root, tz=config.tz, last_run_date=config.last_run_date,
-            started=started, dry_run=options.dry_run, force=options.force,
-        )
-        record_path = config.log_dir / f"workflow_{run_id}.json"
-        result = RunResult(run_id, "failed", started, log_path, record_path)
-        _announce(config, plan, ctx, log_path)
+    with logs.RunLog(config.tz, masker, verbose=options.verbose) as runlog:
+        result = _begin(config, plan, options, started, backfill, runlog)
+        ctx = _context(config, options, result)
+        _announce(config, plan, ctx, result, backfill is not None)
+        if publish:
+            logger.info(publish)
         try:
             result.modules = _run_modules(plan, ctx, env, runlog, cancel, actions)
             result.status = run_status(result.modules, cancel.requested)
@@ -140,39 +182,68 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str]) 
             logger.exception("the orchestrator failed unexpectedly; the run is recorded as failed")
             result.status = "failed"
         try:
-            result.record = _finish(config, result, options, env, masker)
+            result.record = _finish(config, plan, result, options, env, masker, backfill)
         except Exception:
             logger.exception(f"could not write the run record {result.record_path}")
             result.status = "failed"
-        commit = None
+        commit = push_error = None
         if config.git.wanted(options.push, options.dry_run, env):
             logger.info("committing the run back (log, record, config) and pushing it")
             runlog.close_file()  # the committed log is complete; what follows is console only
-            commit = _commit_back(config, result, env, masker)
-            result.push_failed = commit is None
-        _tell_actions(actions, result, commit)
+            commit, push_error = _commit_back(config, result, env, masker)
+            result.push_failed = push_error is not None
+        _tell_actions(actions, result, commit, push_error)
     return result
 
 
-def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None) -> None:
+def _begin(config: Config, plan: Plan, options: Options, started: datetime,
+           backfill: Window | None, runlog: logs.RunLog) -> RunResult:
+    """The run's log (a new file, never an old one), its folder and its window."""
+    run_id, log_path, handle = _create_log(config, started)
+    runlog.attach_file(handle)
+    if backfill is not None:
+        window = backfill
+    elif plan.resumed is not None:
+        window = windows.from_record(plan.resumed.record.get("window"), config.tz) or (
+            windows.default(config.last_run_date, started, None, config.tz))
+    else:
+        minutes = options.window_minutes or config.window_minutes
+        window = windows.default(config.last_run_date, started, minutes, config.tz)
+    run_dir = config.log_dir.absolute() / runid.RUNS_FOLDER / run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        logger.error(f"cannot create the run's folder {run_dir}: {exc.strerror}")
+    record_path = config.log_dir / runid.record_name(run_id)
+    return RunResult(run_id, "failed", started, log_path, record_path, window, run_dir)
+
+
+def _context(config: Config, options: Options, result: RunResult) -> RunContext:
+    return RunContext(
+        run_id=result.run_id, config_path=config.path, log_dir=config.log_dir.absolute(),
+        root=config.root, tz=config.tz, last_run_date=config.last_run_date,
+        started=result.started, dry_run=options.dry_run, force=options.force,
+        window_start=result.window.start, window_end=result.window.end, run_dir=result.run_dir,
+    )
+
+
+def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None,
+                  push_error: str | None) -> None:
     if not actions.enabled or not result.record:
         return
-    actions.annotate([
+    failures = [
         github.Failure(r.spec.name, r.spec.critical,
                        "interrupted" if r.last.interrupted else r.last.describe(),
                        r.last.stderr_tail[-1] if r.last.stderr_tail else "")
         for r in result.modules if r.status == "failed" and r.last is not None
-    ])
-    log_file = result.record["log_file"]
-    actions.summary(result.record, actions.log_link(commit, log_file))
-    actions.outputs({"status": result.status, "run_id": result.run_id, "log_file": log_file,
-                     "record_file": log_file.removesuffix(".log") + ".json"})
+    ]
+    actions.finish(result.record, failures=failures, commit=commit, push_error=push_error)
 
 
 def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
-                 masker: logs.Masker) -> str | None:
-    """The pushed commit, or None when committing or pushing failed (logged)."""
-    from pipeline import gitsync  # GitPython is imported only when a run pushes
+                 masker: logs.Masker) -> tuple[str | None, str | None]:
+    """(the pushed commit, None), or (None, why) when committing or pushing failed (logged)."""
+    from pipeline import gitsync
 
     request = gitsync.Request(
         root=config.root, log=result.log_path, record=result.record_path, config=config.path,
@@ -183,19 +254,21 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
         pushed = gitsync.commit_and_push(request, masker)
     except gitsync.PushError as exc:
         logger.error(masker(str(exc)))
-        return None
+        return None, masker(str(exc))
     except Exception:
         logger.exception("committing the run back failed unexpectedly; its files are on disk")
-        return None
+        return None, "committing the run back failed unexpectedly; see the log"
+    if pushed is None:
+        logger.info("nothing changed under git.paths: no commit (git.commit: changes)")
+        return None, None
     if pushed.renamed_to:
         logger.warning(f"a concurrent run had taken run id {result.run_id}: this run was "
                        f"committed as {pushed.renamed_to}")
-    if not pushed.local_updated:
-        logger.warning("pushed, but the checkout was left at the local commit: local edits "
-                       "stand in the way; run `git pull --rebase` to catch up")
+    if pushed.advice:
+        logger.warning(f"pushed, but local edits stand in the way: {pushed.advice}")
     logger.info(f"pushed {pushed.commit[:7]} to {pushed.target} ({pushed.branch}) "
                 f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}")
-    return pushed.commit
+    return pushed.commit, None
 
 
 def renamed_record(content: bytes, run_id: str, log_file: str) -> bytes:
@@ -207,17 +280,28 @@ def renamed_record(content: bytes, run_id: str, log_file: str) -> bytes:
 
 def _create_log(config: Config, started: datetime) -> tuple[str, Path, Any]:
     try:
-        return logs.create_log(config.log_dir, started.strftime("%Y%m%d_%Hh%M"))
+        return logs.create_log(config.log_dir, runid.stub(started))
     except OSError as exc:
         raise FatalError(f"{config.display}: log_dir: cannot create a log in {config.log_dir}: "
                          f"{exc.strerror or exc}") from None
 
 
-def _announce(config: Config, plan: Plan, ctx: RunContext, log_path: Path) -> None:
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _announce(config: Config, plan: Plan, ctx: RunContext, result: RunResult,
+              backfill: bool) -> None:
     names = ", ".join(spec.name for spec in plan.modules)
-    flags = "".join((" (dry run)" if ctx.dry_run else "", " (force)" if ctx.force else ""))
-    logger.info(f"run {ctx.run_id} started{flags}: {len(plan.modules)} modules: {names}")
-    logger.debug(f"config {config.path}; log {log_path}")
+    flags = "".join((" (dry run)" if ctx.dry_run else "", " (force)" if ctx.force else "",
+                     " (backfill)" if backfill else ""))
+    logger.info(f"run {ctx.run_id} started{flags}: {_counted(len(plan.modules), 'module')}: "
+                f"{names}")
+    start = windows.iso(result.window.start) if result.window.start else "the beginning"
+    logger.info(f"window: {start} to {windows.iso(result.window.end)}")
+    if plan.resumed is not None:
+        logger.info(f"resuming run {plan.resumed.run_id} at {plan.modules[0].name}")
+    logger.debug(f"config {config.path}; log {result.log_path}; run folder {result.run_dir}")
     for name in plan.ignored:
         logger.debug(f"modules/{name}: ignored (no number followed by '.', '_' or '-')")
 
@@ -234,10 +318,13 @@ def _run_modules(
             continue
         where = f"[{position}/{len(plan.modules)}]"
         actions.start_group(f"{where} {spec.name}")
+        actions.begin_untrusted()  # ended, with the group, by end_group()
         try:
             logger.bind(module=spec.name).info(f"{where} starting {spec.rel}")
             result = _run_one(spec, ctx, env, runlog, cancel)
             _report(result)
+            if result.status == "failed" and spec.on_failure and not cancel.requested:
+                result = _recover(result, spec.on_failure, ctx, env, runlog, cancel)
         finally:
             actions.end_group()
         results.append(result)
@@ -263,6 +350,37 @@ def _run_one(
         attempts += 1
     status = "failed" if cancel.requested else status_of(outcome)
     return ModuleResult(spec, status, attempts, first, outcome)
+
+
+def failed_exit_code(outcome: Outcome) -> str:
+    """PIPELINE_FAILED_EXIT_CODE: the exit code, or `timeout`, or `signal N`."""
+    if outcome.timed_out:
+        return "timeout"
+    if outcome.exit_code is None:
+        return "not started"
+    if outcome.exit_code < 0:
+        return f"signal {-outcome.exit_code}"
+    return str(outcome.exit_code)
+
+
+def _recover(result: ModuleResult, recovery: ModuleSpec, ctx: RunContext,
+             env: Mapping[str, str], runlog: logs.RunLog, cancel: Cancel) -> ModuleResult:
+    """Run the module's on_failure script once; `recovered` when it exits 0."""
+    assert result.last is not None
+    log = logger.bind(module=recovery.name)
+    log.info(f"running the recovery script {recovery.rel}")
+    recovery_env = dict(execute.module_env(env, ctx, recovery),
+                        PIPELINE_MODULE=result.spec.name,
+                        PIPELINE_FAILED_MODULE=result.spec.name,
+                        PIPELINE_FAILED_EXIT_CODE=failed_exit_code(result.last))
+    outcome = execute.run_module(recovery, ctx, recovery_env,
+                                 partial(runlog.output, recovery.name), cancel)
+    took = f"{outcome.duration_seconds:.1f} s"
+    if status_of(outcome) == "success" and not cancel.requested:
+        log.warning(f"recovery succeeded in {took}: {result.spec.name} is recovered")
+        return replace(result, status="recovered", recovery=outcome)
+    log.error(f"recovery failed: {outcome.describe()}, after {took}")
+    return replace(result, recovery=outcome)
 
 
 def _report(result: ModuleResult) -> None:
@@ -291,19 +409,60 @@ def _report_failure(result: ModuleResult, outcome: Outcome, took: str) -> None:
 
 
 def _finish(
-    config: Config, result: RunResult, options: Options, env: Mapping[str, str],
-    masker: logs.Masker,
+    config: Config, plan: Plan, result: RunResult, options: Options, env: Mapping[str, str],
+    masker: logs.Masker, backfill: Window | None,
 ) -> dict[str, Any]:
-    record = _mask(_record(config, result, options, env), masker)
+    config_ok = _config_still_loads(config)
+    if not config_ok and result.status in ("success", "partial"):
+        result.status = "failed"
+    run_dir = _close_run_dir(result.run_dir)
+    record = _mask(_record(config, plan, result, options, env, backfill, run_dir), masker)
     cfg.write_atomic(result.record_path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    if result.status in ("success", "partial") and not options.dry_run:
-        _store_last_run_date(config, result.started)
+    _store_state(config, plan, result, options, backfill, config_ok)
     _farewell(result, record)
     return record
 
 
+def _config_still_loads(config: Config) -> bool:
+    """A module may have rewritten the config (its own settings); it must still be valid."""
+    try:
+        cfg.load(str(config.path))
+    except FatalError as exc:
+        logger.error(f"the config no longer loads after the run: {exc}; last_run_date is not "
+                     "stored and the file is not committed")
+        return False
+    return True
+
+
+def _close_run_dir(run_dir: Path) -> Path | None:
+    """An empty run folder goes; one with files stays, and `latest` points at it."""
+    try:
+        if not any(run_dir.iterdir()):
+            run_dir.rmdir()
+            return None
+    except OSError:
+        return None
+    _point_latest(run_dir)
+    return run_dir
+
+
+def _point_latest(run_dir: Path) -> None:
+    """`runs/latest` -> the run's folder: a relative link made beside it, then renamed
+    over the old one, so that a kill leaves the old link or the new, never none."""
+    link = run_dir.parent / runid.LATEST
+    tmp = run_dir.parent / f".{runid.LATEST}.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.symlink(run_dir.name, tmp)
+        os.replace(tmp, link)
+    except OSError as exc:
+        logger.warning(f"could not point {link} at {run_dir.name}: {exc.strerror}")
+        tmp.unlink(missing_ok=True)
+
+
 def _record(
-    config: Config, result: RunResult, options: Options, env: Mapping[str, str]
+    config: Config, plan: Plan, result: RunResult, options: Options, env: Mapping[str, str],
+    backfill: Window | None, run_dir: Path | None,
 ) -> dict[str, Any]:
     finished = datetime.now(config.tz)
     return {
@@ -313,7 +472,12 @@ def _record(
         "finished": _iso(finished),
         "duration_seconds": round((finished - result.started).total_seconds(), 3),
         "dry_run": options.dry_run,
+        "force": options.force,
         "trigger": env.get("GITHUB_EVENT_NAME") or "local",
+        "selection": plan.selection_record(),
+        "window": result.window.as_record(),
+        "backfill": backfill is not None,
+        "run_dir": _relative(run_dir, config.root) if run_dir else None,
         "last_run_date_before": config.last_run_date,
         "log_file": _relative(result.log_path, config.root),
         "modules": [m.as_record() for m in result.modules],
@@ -337,23 +501,56 @@ def _mask(value: Any, masker: logs.Masker) -> Any:
     return value
 
 
-def _store_last_run_date(config: Config, started: datetime) -> None:
-    """The run's start, written into the file as it is now: a module may have
-    changed its own settings in it during the run."""
+def new_last_run_date(plan: Plan, result: RunResult, options: Options,
+                      backfill: Window | None) -> tuple[datetime | None, str]:
+    """What last_run_date becomes, or None and why it stays."""
+    if result.status not in ("success", "partial"):
+        return None, f"the run {result.status}"
+    if options.dry_run:
+        return None, "a dry run"
+    if backfill is not None:
+        return None, "a backfill (--since/--until)"
+    if plan.resumed is not None:
+        started = plan.resumed.original.get("started")
+        try:
+            return cfg.parse_timestamp(str(started)), ""
+        except ValueError:
+            return None, f"the resumed run's start is unreadable ({started!r})"
+    if not plan.whole:
+        return None, "a narrowed run (--only, --from or --skip): the modules left out did not run"
+    return result.started, ""
+
+
+def _store_state(config: Config, plan: Plan, result: RunResult, options: Options,
+                 backfill: Window | None, config_ok: bool) -> None:
+    moment, why = new_last_run_date(plan, result, options, backfill)
+    if moment is None:
+        logger.info(f"last_run_date left at {config.last_run_date or 'none'}: {why}")
+        return
+    if not config_ok:
+        return
+    value = moment.astimezone(config.tz).isoformat(timespec="seconds")
     try:
-        cfg.set_key(config, "last_run_date", started.isoformat(timespec="seconds"))
+        cfg.set_key(config, "last_run_date", value)
     except (OSError, FatalError) as exc:
         logger.error(f"{config.display}: last_run_date not stored: {exc}")
+        return
+    logger.info(f"last_run_date set to {value}")
 
 
 def _farewell(result: RunResult, record: dict[str, Any]) -> None:
-    counts = {s: sum(m["status"] == s for m in record["modules"]) for s in
-              ("success", "skipped", "failed", "not_run")}
+    modules = record["modules"]
+    counts = {s: sum(m["status"] == s for m in modules) for s in
+              ("success", "skipped", "failed", "recovered", "not_run")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     line = f"run {result.run_id} {result.status} in {record['duration_seconds']:.1f} s: {summary}"
+    for status in ("failed", "recovered"):
+        names = [m["name"] for m in modules if m["status"] == status]
+        if names:
+            line += f" ({status}: {', '.join(names)})"
     if result.status == "success":
         logger.info(line)
     elif result.status == "partial":
-        logger.warning(line + " (a non-critical module failed)")
+        logger.warning(line)
     else:
         logger.error(line)

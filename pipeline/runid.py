@@ -69,6 +69,13 @@ def stub_of(run_id: str) -> str:
 
 def sort_key(run_id: str) -> tuple[str, int]:
     """Run ids in the order they were taken (`_10` after `_9`); names sort that way
-    but for the suffix, which this key compares as a number."""
-    moment, n = parse(run_id)
-    return moment.strftime(STUB_FORMAT), n
+    but for the suffix, which this key compares as a number.
+
+    The regex alone, no strptime: history readers sort 10,000 names with it, and
+    strptime costs more than the rest of `--resume --list` together. ValueError
+    for anything that is not a run id.
+    """
+    match = RUN_ID.match(run_id)
+    if not match:
+        raise ValueError(f"not a run id: {run_id!r}")
+    return match.group(1), int(match.group(2) or 1)

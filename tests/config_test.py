@@ -85,7 +85,7 @@ BAD_CONFIGS = [
     ('{"modules": [{"path": "modules/a.py", "critical": "yes"}]}',
      "modules[0].critical: must be true or false"),
     ('{"modules": [{"path": "modules/a.py", "timeout_seconds": 0}]}',
-     "modules[0].timeout_seconds: must be a positive number"),
+     "modules[0].timeout_seconds: must be a number of seconds above 0"),
     ('{"modules": [{"path": "modules/a.py", "timeout_seconds": "60"}]}',
      "modules[0].timeout_seconds: must be a number"),
     ('{"modules": [{"path": "modules/a.py", "retries": -1}]}',
@@ -93,7 +93,7 @@ BAD_CONFIGS = [
     ('{"modules": [{"path": "modules/a.py", "retries": 1.5}]}',
      "modules[0].retries: must be a whole number"),
     ('{"modules": [{"path": "modules/a.py", "retry_delay_seconds": -2}]}',
-     "modules[0].retry_delay_seconds: must be zero or a positive"),
+     "modules[0].retry_delay_seconds: must be a number of seconds from 0"),
     ('{"modules": [{"path": "modules/a.py", "enabled": 1}]}', "modules[0].enabled: must be true"),
     ('{"modules": ["modules/notes.txt"]}', "neither .py, .sh nor executable"),
     ('{"timezone": "Mars/Olympus_Mons"}', "timezone: unknown IANA time zone"),
@@ -111,6 +111,43 @@ BAD_CONFIGS = [
     ('{"git": {"branch": 5}}', "git.branch: must be a string or null"),
     ('{"git": {"commit_message": "run {date}"}}', "git.commit_message: only {run_id} and {status}"),
     ('{"modules": []}', "modules: no modules to run"),
+    # Limits: far below what the event loop can wait for (about 24.8 days).
+    ('{"default_timeout_seconds": 2200000}', "default_timeout_seconds: must be a number of seconds above 0 and at most 604800"),
+    ('{"modules": [{"path": "modules/a.py", "retry_delay_seconds": 1e300}]}', "modules[0].retry_delay_seconds: must be a number of seconds from 0 to 604800"),
+    ('{"modules": [{"path": "modules/a.py", "retries": 101}]}', "modules[0].retries: must be a whole number from 0 to 100"),
+    ('{"default_timeout_seconds": Infinity}', "default_timeout_seconds: must be a number of seconds above 0"),
+    # Near misses of the orchestrator's own keys are typos, not module settings.
+    ('{"mask_envs": ["DATABASE_URL"]}', "unknown key 'mask_envs': did you mean 'mask_env'?"),
+    ('{"logdir": "logs"}', "unknown key 'logdir': did you mean 'log_dir'?"),
+    ('{"modle": []}', "unknown key 'modle': did you mean 'modules'?"),
+    ('{"modules": [{"path": "modules/a.py", "critcal": false}]}', "modules[0].critcal: unknown key (did you mean 'critical'?)"),
+    ('{"git": {"comit": "changes"}}', "git.comit: unknown key (did you mean 'commit'?)"),
+    ('{"git": {"commit": "sometimes"}}', 'git.commit: must be "always" or "changes"'),
+    # Odd input: one line, never a traceback.
+    ('{"log_dir": "a\\u0000b"}', "log_dir: holds a NUL character"),
+    ('{"git": {"paths": ["a\\u0000b"]}}', "git.paths: must be a list of non-empty strings"),
+    ('{"a": 1, "a": 2}', "the key 'a' appears twice in one object"),
+    ('{"git": {"push": "never", "push": "always"}}', "the key 'push' appears twice"),
+    ('[' * 100000 + ']' * 100000, "nested too deep to be a config"),
+    ('{"git": {"commit_message": "{status!r:>99999999999}"}}', "git.commit_message: only {run_id} and {status} may be used ({status!r:>99999999999} is not)"),
+    ('{"git": {"commit_message": "run {"}}', "git.commit_message: not a valid template"),
+    # Recovery scripts are checked when the config loads, not after a failure at 06:00.
+    ('{"modules": [{"path": "modules/a.py", "on_failure": "modules/gone.sh"}]}', "modules[0].on_failure: no such module file: 'modules/gone.sh'"),
+    ('{"modules": [{"path": "modules/a.py", "on_failure": "modules/notes.txt"}]}', "modules[0].on_failure: 'notes.txt' is neither .py, .sh nor executable"),
+    ('{"modules": [{"path": "modules/a.py", "on_failure": "../outside.py"}]}', "modules[0].on_failure: '../outside.py' leaves the project folder"),
+    ('{"modules": [{"path": "modules/a.py", "github_token": "yes"}]}', "modules[0].github_token: must be true or false"),
+    ('{"window_minutes": 0}', "window_minutes: must be a number of minutes above 0"),
+    ('{"schedule": "every day"}', "schedule: must be a cron line of five fields"),
+    ('{"notify": {"webhook": "https://x"}}', "notify: must be a list of channels"),
+    ('{"notify": [{"on": ["failed"]}]}', "notify[0]: needs exactly one of `webhook` (a URL) and `email`"),
+    ('{"notify": [{"webhook": "ftp://x"}]}', "notify[0].webhook: must be an http:// or https:// URL"),
+    ('{"notify": [{"webhook": "https://x", "on": ["broken"]}]}', "notify[0].on: 'broken' is not a run status"),
+    ('{"notify": [{"webhook": "https://x", "hedaers": {}}]}', "notify[0].hedaers: unknown key (did you mean 'headers'?)"),
+    ('{"notify": [{"email": {"to": "ops", "from": "a@b", "host": "h"}}]}', "notify[0].email.to: must be an address or a list"),
+    ('{"notify": [{"email": {"to": "o@x", "host": "h"}}]}', "notify[0].email.from: is required"),
+    ('{"notify": [{"email": {"to": "o@x", "from": "a@b", "host": "h", "port": 0}}]}', "notify[0].email.port: must be a port number"),
+    ('{"notify": [{"webhook": "https://x/${HOOK_PATH}"}]}', "notify[0]: ${HOOK_PATH} is used but the variable HOOK_PATH is not set"),
+    ('{"notify": [{"email": {"to": "o@x", "from": "a@b", "host": "h", "password_env": "SMTP_PW"}}]}', "notify[0].email.password_env: the variable SMTP_PW is not set"),
 ]
 
 
@@ -189,7 +226,7 @@ WRITER = textwrap.dedent("""
 
 def test_kill_9_while_writing_a_large_config_never_leaves_a_broken_file(project: Project) -> None:
     """SIGKILL the writer at random moments; the file must always parse."""
-    big = {f"module_setting_{i}": {"values": list(range(50)), "name": "x" * 40} for i in range(400)}
+    big = {f"stage_setting_{i}": {"values": list(range(50)), "name": "x" * 40} for i in range(400)}
     project.config(big, last_run_date=None)
     size = project.config_path.stat().st_size
     assert size > 200_000
@@ -205,7 +242,7 @@ def test_kill_9_while_writing_a_large_config_never_leaves_a_broken_file(project:
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait()
         data = json.loads(project.config_path.read_text())
-        assert data["module_setting_399"]["values"][-1] == 49
+        assert data["stage_setting_399"]["values"][-1] == 49
         assert data["last_run_date"].startswith("2026-11-23T06:00:")
     # The temporary files of killed writers may remain; they never shadow the config.
     assert all(p.name.endswith(".tmp") for p in project.root.glob(".config.json.*"))

@@ -90,8 +90,11 @@ def test_the_module_gets_the_contract_environment(project: Project) -> None:
         "PIPELINE_LAST_RUN_DATE=2026-11-22T06:00:00+00:00",
         f"PIPELINE_LOG_DIR={project.log_dir}",
         "PIPELINE_MODULE=1.env",
+        "PIPELINE_RUN_DIR=",
         "PIPELINE_RUN_ID=20261123_06h00",
         "PIPELINE_RUN_STARTED=2026-11-23T06:00:01+00:00",
+        "PIPELINE_WINDOW_END=2026-11-23T06:00:01+00:00",
+        "PIPELINE_WINDOW_START=",
         f"cwd={project.root}",
         "stdin=''",
     ]

@@ -6,15 +6,17 @@ import re
 import signal
 import subprocess
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, Project
 from gitsync_test import clone, git, remote  # noqa: F401  (remote is a fixture)
+from runner_model import Runner, parse_file_command, split_lines, try_parse_legacy, try_parse_v2
 
 from pipeline import github
-from pipeline.codes import EXIT_INTERRUPTED, EXIT_OK
+from pipeline.codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_PUSH
 
 WORKFLOWS = REPO / ".github" / "workflows"
 
@@ -25,23 +27,65 @@ def load_workflow(name: str) -> dict:
     return data
 
 
+WORKFLOW_NAMES = ["pipeline.yml", "tests.yml", "health.yml"]
+
+
 def test_pipeline_workflow_triggers_permissions_and_concurrency() -> None:
     flow = load_workflow("pipeline.yml")
-    assert "cron" in flow["on"]["schedule"][0]
-    assert set(flow["on"]["workflow_dispatch"]["inputs"]) == {"only", "from", "dry_run", "force"}
-    assert flow["permissions"] == {"contents": "write"}
+    minute, hour, *_ = flow["on"]["schedule"][0]["cron"].split()
+    assert minute.isdigit() and int(minute) not in (0, 30)  # busy times on GitHub
+    inputs = flow["on"]["workflow_dispatch"]["inputs"]
+    assert set(inputs) == {"only", "from", "skip", "resume", "since", "until", "dry_run", "force"}
+    assert inputs["resume"]["type"] == "boolean"
+    assert flow["permissions"] == {}
     assert flow["concurrency"]["cancel-in-progress"] is False
     assert "github.ref" in flow["concurrency"]["group"]
     job = flow["jobs"]["run"]
-    assert job["timeout-minutes"] > 0
+    assert job["permissions"] == {"contents": "write"}
+    largest_module_timeout = 3600  # config.json's default_timeout_seconds
+    assert job["timeout-minutes"] * 60 > largest_module_timeout
     steps = job["steps"]
-    assert steps[0]["with"]["persist-credentials"] is False
     assert any(s.get("with", {}).get("cache") == "pip" for s in steps)
     run_step = next(s for s in steps if "orchestrator.py" in s.get("run", ""))
     assert run_step["env"]["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+    for name in inputs:  # every input reaches the script through env
+        assert f"${{{{ inputs.{name} }}}}" in run_step["env"].values()
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["if"] == "always() && steps.pipeline.outputs.run_dir != ''"
+    assert upload["with"]["path"] == "${{ steps.pipeline.outputs.run_dir }}"
 
 
-@pytest.mark.parametrize("name", ["pipeline.yml", "tests.yml"])
+def test_health_workflow_runs_status_read_only_on_its_own_schedule() -> None:
+    flow = load_workflow("health.yml")
+    assert flow["on"]["schedule"][0]["cron"] != load_workflow("pipeline.yml")["on"]["schedule"][0][
+        "cron"]
+    assert flow["permissions"] == {}
+    job = flow["jobs"]["status"]
+    assert job["permissions"] == {"contents": "read"}
+    assert any(s.get("run", "").startswith("python orchestrator.py status") for s in job["steps"])
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_every_action_is_pinned_to_a_commit(name: str) -> None:
+    uses = re.findall(r"^\s*-?\s*uses:\s*(\S+)(.*)$", (WORKFLOWS / name).read_text(), re.M)
+    assert uses
+    for action, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), (action, comment)
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_least_privilege_and_no_persisted_credentials(name: str) -> None:
+    flow = load_workflow(name)
+    assert flow["permissions"] == {}
+    for job in flow["jobs"].values():
+        assert "permissions" in job
+        for step in job["steps"]:
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_no_expression_is_pasted_into_a_script(name: str) -> None:
     """`${{ inputs.x }}` inside `run:` is a script-injection hole: use env instead."""
     for job in load_workflow(name)["jobs"].values():
@@ -96,11 +140,12 @@ def test_groups_annotations_summary_and_outputs(project: Project, tmp_path: Path
     assert "```mermaid\ngantt\n" in summary and "13.bad (failed) :crit, m13," in summary
     assert "secretvalue" not in summary + out
 
-    outputs = dict(ln.split("=", 1) for ln in Path(env["GITHUB_OUTPUT"]).read_text().splitlines())
+    outputs = parse_file_command(Path(env["GITHUB_OUTPUT"]).read_text())
     record = project.record()
     assert outputs == {"status": "partial", "run_id": record["run_id"],
                        "log_file": record["log_file"],
-                       "record_file": f"data and logs/workflow_{record['run_id']}.json"}
+                       "record_file": f"data and logs/workflow_{record['run_id']}.json",
+                       "run_dir": record.get("run_dir") or "", "pushed": "false", "commit": ""}
 
 
 def test_a_critical_failure_is_an_error_annotation(project: Project, tmp_path: Path) -> None:
@@ -185,3 +230,236 @@ def test_a_cancelled_workflow_still_pushes_its_log(remote: Path) -> None:  # noq
     assert "| 1.a | failed (critical): interrupted" in log
     record = git(remote, "show", f"main:data and logs/workflow_{run_id}.json")
     assert '"status": "interrupted"' in record
+
+
+# What a hostile module prints: each line would act on the runner if it reached
+# the runner's parser as a command (a bare CR splits a line there; legacy
+# ##[cmd] counts anywhere in a line; command names ignore case).
+HOSTILE = r'''
+import sys
+print("progress 10%\r::stop-commands::x")
+print("a,##[error]pwned")
+print("::set-output name=x::y")
+print("::add-path::/tmp/evil")
+print("  ::SET-ENV name=A::b")
+print("half\r##[add-path]/tmp/evil2")
+print("::endgroup::")
+print("::group::fake group")
+print("::x::")
+print("::warning::legit")
+print("##[set-output name=z;]w", file=sys.stderr)
+print("::error::from stderr", file=sys.stderr)
+sys.exit(3)
+'''
+
+
+def test_the_runner_acts_on_no_command_a_module_prints(project: Project, tmp_path: Path) -> None:
+    project.module("1.hostile.py", HOSTILE)
+    project.module("2.after.py", "print('::add-path::/tmp/evil3')\n")
+    project.config(modules=[{"path": "modules/1.hostile.py", "critical": False},
+                            "modules/2.after.py"])
+    result = project.run("--no-push", env=actions_env(tmp_path))
+    assert result.returncode == EXIT_OK, result.stdout + result.stderr
+    console = result.stdout + result.stderr
+    assert "a,##[error]pwned" in console and "/tmp/evil3" in console  # the output did arrive
+
+    acted = Runner().feed(result.stdout) + Runner().feed(result.stderr)
+    names = [c.name for c in acted]
+    tokens = [c.data for c in acted if c.name == "stop-commands"]
+    assert len(tokens) == 2 and len(set(tokens)) == 2 and all(len(t) == 32 for t in tokens)
+    ours = {"group", "endgroup", "stop-commands", "warning", *tokens}
+    assert set(names) <= ours, [c.line for c in acted if c.name not in ours]
+    assert [c.data for c in acted if c.name == "group"] == ["[1/2] 1.hostile", "[2/2] 2.after"]
+    assert names.count("endgroup") == 2
+    spans = [name for name in names if name not in ("warning", "notice", "error")]
+    assert spans == ["group", "stop-commands", tokens[0], "endgroup",
+                     "group", "stop-commands", tokens[1], "endgroup"]
+    # Without the spans the runner would act on the module's lines: the model sees them.
+    unguarded = "\n".join(ln for ln in result.stdout.splitlines()
+                          if not any(t in ln for t in tokens)) + "\n"
+    assert ("stop-commands", "x") in [(c.name, c.data) for c in Runner().feed(unguarded)]
+    unstopped = unguarded.replace("::stop-commands::x", "")
+    hijacked = {c.name for c in Runner().feed(unstopped)}
+    assert {"error", "add-path", "set-output"} <= hijacked
+    warnings = [c for c in acted if c.name == "warning"]
+    failure = ("1.hostile (non-critical) failed: exit code 3; "
+               "last stderr line: ::error::from stderr")
+    assert failure in [w.data for w in warnings]
+    for warning in warnings:  # the failure, and the module's own warning once it is parsed
+        assert (warning.properties, warning.data) in (
+            ({"title": "1.hostile"}, failure), ({"title": "1.hostile"}, "legit")), warning.line
+
+
+def test_stop_commands_spans_enclose_each_module(project: Project, tmp_path: Path) -> None:
+    project.module("1.a.py", "print('one')\n")
+    project.module("2.b.py", "print('two')\n")
+    project.config({})
+    lines = project.run("--no-push", env=actions_env(tmp_path)).stdout.splitlines()
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("::stop-commands::")]
+    assert len(starts) == 2
+    for start, text in zip(starts, ("one", "two"), strict=True):
+        token = lines[start].removeprefix("::stop-commands::")
+        end = lines.index(f"::{token}::")
+        assert lines[start - 1].startswith("::group::") and lines[end + 1] == "::endgroup::"
+        assert any(ln.endswith(f"| {text}") for ln in lines[start:end])
+
+
+def test_the_runner_model_follows_the_runners_rules() -> None:
+    assert split_lines("a\rb\r\nc\n\nd") == ["a", "b", "c", "", "d"]
+    registered = {"warning", "error", "add-path", "stop-commands"}
+    command = try_parse_v2("  ::Warning file=a.csv,line=3,title=T%3A1::50%25%0Adone", registered)
+    assert command is not None and command.name == "warning"
+    assert command.properties == {"file": "a.csv", "line": "3", "title": "T:1"}
+    assert command.data == "50%\ndone"
+    assert try_parse_v2("x ::warning::no", registered) is None
+    assert try_parse_v2("::unknown::no", registered) is None
+    legacy = try_parse_legacy("cell,##[error]pwned", registered)
+    assert legacy is not None and (legacy.name, legacy.data) == ("error", "pwned")
+    runner = Runner()
+    runner.feed("::stop-commands::tok123\n::add-path::/x\n##[error]no\nrow ##[TOK123] resumes\n"
+                "::add-path::/y\n")
+    assert [(c.name, c.data) for c in runner.acted] == [
+        ("stop-commands", "tok123"), ("tok123", " resumes"), ("add-path", "/y")]
+
+
+def test_step_outputs_survive_any_value_the_way_the_runner_reads_them(tmp_path: Path) -> None:
+    out = tmp_path / "output.txt"
+    actions = github.Actions({"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(out)},
+                             lambda t: t.replace("hunter22", "***"))
+    values = {"a": "two\nlines", "b": "", "c": "x=y<<z", "d": "pw hunter22", "e": "ghadelimiter_"}
+    actions.outputs(values)
+    assert parse_file_command(out.read_text()) == dict(values, d="pw ***")
+
+
+def annotations(text: str) -> list[tuple[str, str, str]]:
+    return [(c.name, c.properties.get("title", ""), c.data) for c in Runner().feed(text)
+            if c.name in ("error", "warning", "notice")]
+
+
+def test_module_annotations_wait_for_the_end_of_the_span(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    actions = github.Actions({"GITHUB_ACTIONS": "true"}, lambda t: t.replace("s3cret", "***"))
+    actions.start_group("[1/1] 1.load")
+    actions.begin_untrusted()
+    actions.module_command("1.load", "warning", {"file": "a.csv", "line": "3"}, "odd: row, s3cret")
+    actions.module_command("1.load", "notice", {"title": "Rows"}, "12 rows")
+    actions.module_command("1.load", "debug", {}, "not an annotation")
+    during = capsys.readouterr().out
+    assert during.startswith("::group::[1/1] 1.load\n::stop-commands::")
+    assert "warning" not in during and "notice" not in during
+    actions.end_group()
+    lines = capsys.readouterr().out.splitlines()
+    token = during.splitlines()[1].removeprefix("::stop-commands::")
+    assert lines == [f"::{token}::",
+                     "::warning title=1.load,file=a.csv,line=3::odd: row, ***",
+                     "::notice title=Rows::12 rows",
+                     "::endgroup::"]
+
+
+def test_module_and_failure_annotations_share_the_cap(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    actions = github.Actions({"GITHUB_ACTIONS": "true"}, lambda t: t)
+    for i in range(12):
+        actions.module_command("1.chatty", "warning", {}, f"note {i}")
+    actions.module_command("1.chatty", "error", {}, "one error")
+    failures = [github.Failure("3.x", False, "exit code 1"), github.Failure("4.y", False, "exit 1")]
+    actions.finish(fake_record(1), failures=failures, commit=None, push_error=None)
+    shown = annotations(capsys.readouterr().out)
+    warnings = [a for a in shown if a[0] == "warning"]
+    assert len(warnings) == github.MAX_ANNOTATIONS
+    assert warnings[:9] == [("warning", "1.chatty", f"note {i}") for i in range(9)]
+    assert warnings[9][1] == "5 more warnings"
+    assert warnings[9][2] == ("5 more warnings; failed modules: 3.x, 4.y; 3 from modules, see "
+                              "the log: 1.chatty: 1.chatty, 1.chatty: 1.chatty, 1.chatty: 1.chatty")
+    assert [a for a in shown if a[0] == "error"] == [("error", "1.chatty", "one error")]
+
+
+def test_exactly_ten_annotations_are_all_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    actions = github.Actions({"GITHUB_ACTIONS": "true"}, lambda t: t)
+    failures = [github.Failure(f"{i}.m", True, "exit code 1") for i in range(10)]
+    actions.finish(fake_record(1), failures=failures, commit=None, push_error=None)
+    shown = annotations(capsys.readouterr().out)
+    assert [title for _, title, _ in shown] == [f"{i}.m" for i in range(10)]
+
+
+def test_a_failed_push_is_an_annotation_the_summary_and_outputs(
+        remote: Path, tmp_path: Path) -> None:  # noqa: F811
+    project = clone(remote, "work clone")
+    remote.rename(remote.with_name("moved.git"))  # the push cannot reach it
+    env = actions_env(tmp_path)
+    result = project.run(env=env)
+    assert result.returncode == EXIT_PUSH, result.stdout + result.stderr
+    errors = [a for a in annotations(result.stdout) if a[0] == "error"]
+    assert len(errors) == 1 and errors[0][1] == "push failed"
+    assert errors[0][2].startswith("push to origin (main) failed: ")
+    summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert "**not pushed**: push to origin (main) failed: " in summary
+    outputs = parse_file_command(Path(env["GITHUB_OUTPUT"]).read_text())
+    assert (outputs["status"], outputs["pushed"], outputs["commit"]) == ("success", "false", "")
+
+
+def test_a_pushed_run_outputs_its_commit(remote: Path, tmp_path: Path) -> None:  # noqa: F811
+    project = clone(remote, "work clone")
+    env = actions_env(tmp_path)
+    result = project.run(env=env)
+    assert result.returncode == EXIT_OK, result.stdout + result.stderr
+    outputs = parse_file_command(Path(env["GITHUB_OUTPUT"]).read_text())
+    head = git(remote, "rev-parse", "main")
+    assert (outputs["pushed"], outputs["commit"]) == ("true", head)
+    summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert f"(https://github.com/owner/repo/blob/{head}/data%20and%20logs/workflow_" in summary
+    assert not [a for a in annotations(result.stdout) if a[0] == "error"]
+
+
+def module_entry(name: str, status: str, start: float, end: float, **extra: object) -> dict:
+    def at(seconds: float) -> str:
+        return f"2026-11-23T06:{int(seconds // 60):02d}:{seconds % 60:06.3f}+00:00"
+    return dict({"name": name, "path": f"modules/{name}.py", "status": status, "exit_code": 0,
+                 "attempts": 1, "timed_out": False, "started": at(start), "finished": at(end),
+                 "duration_seconds": end - start}, **extra)
+
+
+def run_record(status: str, modules: list[dict]) -> dict:
+    return {"run_id": "20261123_06h00", "status": status, "started": "2026-11-23T06:00:00+00:00",
+            "duration_seconds": 80.0, "trigger": "schedule",
+            "log_file": "data and logs/workflow_20261123_06h00.log", "modules": modules}
+
+
+def test_the_gantt_chart_plots_elapsed_time_with_safe_labels() -> None:
+    record = run_record("partial", [
+        module_entry("title", "success", 0.5, 2.0),
+        module_entry("section", "skipped", 2.0, 2.0),
+        module_entry("click: #x; %%y", "failed", 2.5, 75.25, exit_code=3),
+        module_entry("4.load", "recovered", 75.5, 79.0, exit_code=1, recovery={
+            "path": "modules/undo.sh", "status": "success", "exit_code": 0,
+            "duration_seconds": 0.5}),
+        {"name": "5.never", "path": "modules/5.never.py", "status": "not_run", "exit_code": None,
+         "attempts": 0, "timed_out": False, "started": None, "finished": None,
+         "duration_seconds": None},
+    ])
+    text = github.step_summary(record, None, notifications=["webhook", "email ops@example.com"])
+    gantt = text.split("```mermaid\n", 1)[1].split("```", 1)[0].splitlines()
+    assert gantt[:6] == ["gantt", "  dateFormat YYYY-MM-DD HH:mm:ss.SSS", "  axisFormat %M:%S",
+                         "  tickInterval 10second", "  todayMarker off", "  section modules"]
+    assert gantt[6:] == [
+        "  1. title (success) :m1, 2000-01-01 00:00:00.500, 2000-01-01 00:00:02.000",
+        "  2. section (skipped) :done, m2, 2000-01-01 00:00:02.000, 2000-01-01 00:00:02.001",
+        "  3. click_ _x_ __y (failed) :crit, m3, 2000-01-01 00:00:02.500, "
+        "2000-01-01 00:01:15.250",
+        "  4. 4.load (recovered) :active, m4, 2000-01-01 00:01:15.500, 2000-01-01 00:01:19.000"]
+    assert "| 4 | `4.load` | recovered, recovery success | 3.5 s | 1 | 1 |" in text
+    assert "| 5 | `5.never` | not_run |  | 0 |  |" in text
+    assert "Notifications sent: webhook, email ops@example.com\n" in text
+    assert "Log: `data and logs/workflow_20261123_06h00.log` (not pushed)" in text
+
+
+@pytest.mark.parametrize(("seconds", "axis", "tick"), [
+    (0.2, "%M:%S", "1second"), (8, "%M:%S", "1second"), (9, "%M:%S", "2second"),
+    (600, "%M:%S", "2minute"), (4000, "%H:%M:%S", "10minute"), (90_000, "%H:%M:%S", "6hour"),
+])
+def test_the_axis_never_repeats_a_label(seconds: float, axis: str, tick: str) -> None:
+    record = run_record("success", [module_entry("1.a", "success", 0, 0)])
+    record["modules"][0]["finished"] = (
+        datetime.fromisoformat(record["started"]) + timedelta(seconds=seconds)).isoformat()
+    text = github.step_summary(record, None)
+    assert f"  axisFormat {axis}\n  tickInterval {tick}\n" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from conftest import Project
 from githttp import git_http_server
 
 from pipeline import gitsync
-from pipeline.codes import EXIT_FAILED, EXIT_OK, EXIT_PUSH
+from pipeline.codes import EXIT_FAILED, EXIT_OK, EXIT_PUSH, EXIT_USAGE
 from pipeline.config import GitSettings
 
 TOKEN = "ghs_TestToken1234567890abcdef"
@@ -142,44 +143,59 @@ def test_no_push_and_dry_run_commit_nothing(remote: Path) -> None:
     assert git(project.root, "rev-parse", "HEAD") == head == git(remote, "rev-parse", "main")
 
 
-def test_outside_a_repository_the_run_stands_and_exits_3(project: Project) -> None:
+def nothing_ran(project: Project, result: subprocess.CompletedProcess[str], says: str) -> None:
+    assert result.returncode == EXIT_USAGE, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert project.logs() == [] and "last_run_date" not in project.read_config()
+
+
+def test_outside_a_repository_nothing_runs_and_exits_2(project: Project) -> None:
     project.module("1.a.py", "print('ok')\n")
     project.config({})
-    result = project.run("--push")
-    assert result.returncode == EXIT_PUSH
-    assert "is not in a git repository: nothing was committed" in result.stdout
-    assert project.record()["status"] == "success"
-    assert "last_run_date" in project.read_config()
+    nothing_ran(project, project.run("--push"), "is not in a git repository")
+    assert project.run().returncode == EXIT_OK  # without commit-back it runs
 
 
-def test_a_failed_run_that_cannot_push_still_exits_1(project: Project) -> None:
+def test_a_failed_run_that_cannot_push_still_exits_1(remote: Path) -> None:
+    project = clone(remote, "work clone")
     project.module("1.a.py", "import sys; sys.exit(2)\n")
-    project.config({})
+    (remote / "hooks" / "pre-receive").write_text("#!/bin/sh\nexit 1\n")
+    (remote / "hooks" / "pre-receive").chmod(0o755)
     assert project.run("--push").returncode == EXIT_FAILED
 
 
-def test_a_missing_remote_exits_3_and_keeps_the_local_commit(remote: Path) -> None:
+def test_a_missing_remote_exits_2_before_anything_runs(remote: Path) -> None:
     project = clone(remote, "work clone")
     git(project.root, "remote", "remove", "origin")
-    result = project.run()
-    assert result.returncode == EXIT_PUSH
-    assert "push to origin (main) failed: fatal: 'origin' does not appear to be a git " \
-        "repository" in result.stdout
-    assert "is on the local branch" in result.stdout
-    assert git(project.root, "log", "-1", "--format=%s").startswith("pipeline: success run")
+    nothing_ran(project, project.run(), "git.remote:")
+    assert "has no remote 'origin'" in project.run().stderr
 
 
 def test_detached_head_needs_git_branch(remote: Path) -> None:
     project = clone(remote, "work clone")
     git(project.root, "checkout", "-q", "--detach")
-    result = project.run()
-    assert result.returncode == EXIT_PUSH
-    assert "HEAD is detached and git.branch is not set" in result.stdout
+    nothing_ran(project, project.run(), "HEAD is detached and git.branch is not set")
     config = project.read_config()
     config["git"]["branch"] = "results"
     project.config(config)
     assert project.run().returncode == EXIT_OK
     assert any(f.endswith(".log") for f in remote_files(remote, "results"))
+
+
+@pytest.mark.parametrize("where", ["log_dir", "git.paths"])
+def test_paths_outside_the_work_tree_exit_2(remote: Path, where: str) -> None:
+    project = clone(remote, "work clone")
+    config = project.read_config()
+    if where == "log_dir":
+        config["log_dir"] = "../elsewhere"
+    else:
+        config["git"]["paths"] = ["../elsewhere"]
+    project.config(config)
+    result = project.run()
+    assert result.returncode == EXIT_USAGE
+    assert "is outside the work tree" in result.stderr and where in result.stderr
+    assert not (remote.parent / "elsewhere").exists() or where == "git.paths"
 
 
 def test_git_paths_commit_additions_and_deletions(remote: Path) -> None:
@@ -321,8 +337,10 @@ def test_a_wrong_token_exits_3_with_a_clear_line(http_remote: Path, tmp_path: Pa
     with git_http_server(tmp_path, TOKEN) as server:
         result = project.run(env=token_env(server.url, wrong))
     assert result.returncode == EXIT_PUSH
-    failure = [ln for ln in result.stdout.splitlines() if "failed" in ln and "push to" in ln]
+    lines = result.stdout.splitlines()
+    failure = [ln for ln in lines if "| ERROR" in ln and "push to" in ln and "failed" in ln]
     assert len(failure) == 1
+    assert [ln for ln in lines if ln.startswith("::error title=push failed::push to ")]
     assert f"push to {server.url}/owner/remote.git (main) failed:" in failure[0]
     assert "the server refused GITHUB_TOKEN" in failure[0]
     assert "permissions: contents: write" in failure[0]
@@ -350,3 +368,160 @@ def test_renamed_record_rewrites_its_id_and_log() -> None:
     assert out == {"run_id": "20261123_06h00_2", "log_file": "x/workflow_20261123_06h00_2.log",
                    "status": "success"}
 
+
+
+def test_the_users_staging_stays_staged_and_uncommitted(remote: Path) -> None:
+    project = clone(remote, "work clone")
+    (project.root / "added.txt").write_text("new\n")
+    (project.root / "notes.txt").write_text("staged edit\n")
+    git(project.root, "add", "added.txt", "notes.txt")
+    git(project.root, "rm", "-q", "--cached", "modules/1.a.py")  # a staged deletion
+    before = git(project.root, "diff", "--cached", "--name-status")
+    assert project.run().returncode == EXIT_OK
+    run_id = project.record()["run_id"]
+    assert sorted(git(remote, "show", "--name-only", "--format=", "main").splitlines()) == [
+        "config.json", f"data and logs/workflow_{run_id}.json",
+        f"data and logs/workflow_{run_id}.log"]
+    assert "modules/1.a.py" in remote_files(remote)
+    assert git(project.root, "diff", "--cached", "--name-status") == before
+    assert git(project.root, "show", ":notes.txt") == "staged edit"
+
+
+def test_unchanged_files_under_git_paths_are_not_read_again(remote: Path) -> None:
+    """The stat cache is kept: a file whose content changed behind identical stat data
+    (git cannot see it without reading the file) is not committed."""
+    project = clone(remote, "work clone")
+    git(project.root, "config", "core.trustctime", "false")
+    data = project.log_dir / "data.csv"
+    data.parent.mkdir()
+    data.write_text("a,1\n")
+    os.utime(data, (1_600_000_000, 1_600_000_000))
+    config = project.read_config()
+    config["git"]["paths"] = ["data and logs"]
+    project.config(config)
+    git(project.root, "add", "-A")
+    git(project.root, "commit", "-q", "-m", "data")
+    inode = data.stat().st_ino
+    with open(data, "r+") as handle:  # same size, same inode, same mtime
+        handle.write("b,2\n")
+    os.utime(data, (1_600_000_000, 1_600_000_000))
+    assert data.stat().st_ino == inode
+    assert project.run().returncode == EXIT_OK
+    assert git(remote, "show", "main:data and logs/data.csv") == "a,1"
+
+
+def test_a_log_dir_that_looks_like_pathspec_magic_is_a_path(remote: Path) -> None:
+    project = clone(remote, "work clone")
+    config = project.read_config()
+    config["log_dir"] = ":!x"
+    config["git"]["paths"] = [":!x"]
+    project.config(config)
+    result = project.run()
+    assert result.returncode == EXIT_OK, result.stdout + result.stderr
+    files = remote_files(remote)
+    assert any(f.startswith(":!x/workflow_") and f.endswith(".log") for f in files)
+    assert "notes.txt" in files and "modules/1.a.py" in files
+
+
+def declining_hook(remote: Path, say: str) -> None:
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(f'#!/bin/sh\necho "{say}" >&2\nexit 1\n')
+    hook.chmod(0o755)
+
+
+def test_a_declining_hook_is_not_retried_and_its_reason_is_shown(remote: Path) -> None:
+    project = clone(remote, "work clone")
+    declining_hook(remote, "protected branch: pushes need a review ($PIPE_SECRET_TOKEN)")
+    before = git(remote, "rev-parse", "main")
+    result = project.run(env={"PIPE_SECRET_TOKEN": "s3cr3t-value-42"})
+    assert result.returncode == EXIT_PUSH
+    failure = [ln for ln in result.stdout.splitlines() if "push to origin (main) failed" in ln]
+    assert len(failure) == 1, result.stdout
+    assert "[remote rejected]" in failure[0] and "pre-receive hook declined" in failure[0]
+    assert "remote: protected branch: pushes need a review (***)" in failure[0]
+    assert "s3cr3t-value-42" not in result.stdout + project.log_text()
+    assert "git push origin HEAD:main" in failure[0]
+    assert not (project.root / ".git" / "FETCH_HEAD").exists()  # never fetched to retry
+    assert git(remote, "rev-parse", "main") == before
+    assert git(project.root, "log", "-1", "--format=%s").startswith("pipeline: success run")
+
+
+def make_run_files(project: Project, run_id: str, text: str) -> gitsync.Request:
+    log = project.log_dir / f"workflow_{run_id}.log"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text(text)
+    record = log.with_suffix(".json")
+    record.write_text(json.dumps({"run_id": run_id, "log_file": f"data and logs/{log.name}"}))
+    from pipeline.run import renamed_record
+
+    return gitsync.Request(
+        root=project.root, log=log, record=record, config=project.config_path, extra=(),
+        settings=GitSettings(push="always"), run_id=run_id, status="success",
+        env=dict(os.environ), rename_record=renamed_record,
+        log_note=lambda text: f"NOTE | {text}\n")
+
+
+def test_a_run_id_pushed_first_elsewhere_moves_to_the_next_free_one(remote: Path) -> None:
+    first, second = clone(remote, "first clone"), clone(remote, "second clone")
+    gitsync.commit_and_push(make_run_files(first, "20261123_06h00", "first\n"), str)
+    pushed = gitsync.commit_and_push(make_run_files(second, "20261123_06h00", "second\n"), str)
+    assert pushed is not None and pushed.renamed_to == "20261123_06h00_2"
+    assert pushed.attempts == 2 and pushed.local_updated and pushed.advice is None
+    show = lambda name: git(remote, "show", f"main:data and logs/{name}")  # noqa: E731
+    assert show("workflow_20261123_06h00.log") == "first"
+    assert show("workflow_20261123_06h00_2.log") == (
+        "second\nNOTE | a concurrent run had pushed run id 20261123_06h00 first: this run was "
+        "committed as 20261123_06h00_2")
+    assert json.loads(show("workflow_20261123_06h00_2.json")) == {
+        "run_id": "20261123_06h00_2", "log_file": "data and logs/workflow_20261123_06h00_2.log"}
+    assert git(remote, "log", "-1", "--format=%s", "main") == (
+        "pipeline: success run 20261123_06h00_2 [skip ci]")
+    assert git(second.root, "rev-parse", "HEAD") == git(remote, "rev-parse", "main")
+    assert git(second.root, "status", "--porcelain") == ""
+
+
+def test_the_advice_after_a_failed_push_works(remote: Path) -> None:
+    first, second = clone(remote, "first clone"), clone(remote, "second clone")
+    for project in (first, second):
+        config = project.read_config()
+        config["git"]["push_retries"] = 0
+        project.config(config)
+        git(project.root, "commit", "-q", "-am", "no retries")
+    git(first.root, "push", "-q")
+    assert first.run().returncode == EXIT_OK
+    git(second.root, "fetch", "-q")
+    git(second.root, "reset", "-q", "--hard", "origin/main~1")  # before the first run
+    result = second.run()
+    assert result.returncode == EXIT_PUSH
+    advice = result.stdout.split("push it with `")[1].split("`")[0]
+    for command in advice.split(" && "):
+        git(second.root, *command.split()[1:])
+    files = remote_files(remote)
+    for project in (first, second):
+        assert f"data and logs/workflow_{project.record()['run_id']}.log" in files
+    assert json.loads(git(remote, "show", "main:config.json"))["git"]["push_retries"] == 0
+    assert git(remote, "rev-list", "--merges", "main") == ""
+
+
+def test_commit_only_when_something_changed(remote: Path) -> None:
+    project = clone(remote, "work clone")
+    head = git(project.root, "rev-parse", "HEAD")
+    request = make_run_files(project, "20261123_06h00", "all skipped\n")
+    request = replace(request, only_if_changed=True, extra=("data and logs",))
+    assert gitsync.commit_and_push(request, str) is None
+    assert git(project.root, "rev-parse", "HEAD") == head == git(remote, "rev-parse", "main")
+    assert git(project.root, "diff", "--cached", "--name-only") == ""
+    (project.log_dir / "out.csv").write_text("a\n")
+    pushed = gitsync.commit_and_push(request, str)
+    assert pushed is not None and git(remote, "rev-parse", "main") == pushed.commit
+    assert "data and logs/out.csv" in remote_files(remote)
+
+
+def test_preflight_names_the_target(remote: Path) -> None:
+    project = clone(remote, "work clone")
+    settings = GitSettings(push="always", paths=("notes.txt",))
+    assert gitsync.check(project.root, settings, {}, project.log_dir) == "push to origin main"
+    env = {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": "o/r"}
+    git(project.root, "remote", "remove", "origin")  # not needed with a token
+    assert gitsync.check(project.root, settings, env, project.log_dir) == (
+        "push to https://github.com/o/r.git main")

@@ -1,0 +1,94 @@
+"""config.yaml: read with PyYAML's safe loader; `last_run_date` written back by
+changing one line, so that comments, order and quoting stay byte for byte."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.codes import FatalError
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load, but a key given twice in one mapping is an error, as in JSON,
+    and dates stay the strings they were written as (the config's checks want text)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # merge keys (<<: *anchor) first
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice in one mapping",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    return loader.construct_scalar(node)  # type: ignore[return-value]
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+
+
+def parse(text: str, display: str) -> Any:
+    """The document; FatalError naming the file and, where PyYAML gives one, the line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no custom tags
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "not valid YAML"
+        if "could not determine a constructor" in str(exc):
+            problem = f"custom tags are not allowed ({exc.problem})"
+        raise FatalError(f"{display}: not valid YAML{where}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise FatalError(f"{display}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise FatalError(f"{display}: nested too deep to be a config") from None
+
+
+def _line(key: str, value: str, newline: str) -> str:
+    return f"{key}: '{value}'{newline}"
+
+
+def set_top_level(path: Path, display: str, key: str, value: str) -> str:
+    """The file's text with `key: 'value'` changed in place, or appended.
+
+    The result is parsed again and must equal the old data plus the new value;
+    if not (a flow mapping, a value over several lines), FatalError: the file is
+    left alone.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8")  # bytes: CRLF line endings stay as they are
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FatalError(f"{display}: cannot read it again: {exc}") from None
+    before = parse(text, display)
+    newline = "\r\n" if "\r\n" in text else "\n"
+    pattern = re.compile(rf"^{re.escape(key)}[ \t]*:.*?(\r?\n|$)", re.MULTILINE)
+    found = pattern.search(text)
+    if found:
+        ending = found.group(1) or ""
+        new_text = text[: found.start()] + _line(key, value, ending) + text[found.end():]
+    else:
+        sep = "" if not text or text.endswith("\n") else newline
+        new_text = text + sep + _line(key, value, newline)
+    expected = dict(before) if isinstance(before, dict) else before
+    if isinstance(expected, dict):
+        expected[key] = value
+    try:
+        after = parse(new_text, display)
+    except FatalError:
+        after = None
+    if after != expected:
+        raise FatalError(f"{display}: {key} could not be written by changing one line "
+                         f"(write it as a plain top-level `{key}: '...'` line); "
+                         "the file was left as it was")
+    return new_text
+
+

@@ -122,7 +122,7 @@ retention:
   days: 30
   keep_last: 10
   keep: ["data/*"]
-note: |
+about: |
   A block string the modules ignore.
 """
 
@@ -186,3 +186,36 @@ def test_a_config_no_module_can_read_is_one_line_and_exit_2(
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"{Path(module).stem}: {config}: ")
     assert problem in result.stderr
+
+
+def test_the_shipped_pipeline_runs_from_a_yaml_config(tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path)
+    (root / "config.json").unlink()
+    (root / "config.yaml").write_text(SHIPPED_YAML)
+    first = run(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert [(m["name"], m["status"]) for m in latest_record(root)["modules"]] == [
+        ("1.file_retrieval", "success"), ("2.transform_data", "success"),
+        ("0.retention_policy", "skipped")]
+    assert (root / "config.yaml").read_text().startswith(SHIPPED_YAML)
+
+
+def test_a_transform_that_fails_half_way_is_rolled_back_and_the_run_goes_on(
+        tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path)
+    assert run(root).returncode == 0
+    data = root / "data and logs" / "data"
+    good = (data / "seattle-weather.clean.csv").read_bytes()
+    with open(root / "sample_data" / "seattle-weather.csv", "a") as handle:
+        handle.write("2016-01-01,0.0,5.6,-2.1,3.2,sun\n")
+    (data / "seattle-weather.rejected.csv").mkdir()  # in the way of its second write
+
+    result = run(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = latest_record(root)
+    assert record["status"] == "partial"
+    transform = record["modules"][1]
+    assert (transform["status"], transform["recovery"]["status"]) == ("recovered", "success")
+    assert (data / "seattle-weather.clean.csv").read_bytes() == good
+    log = max((root / "data and logs").glob("workflow_*.log")).read_text()
+    assert "restored seattle-weather.clean.csv" in log

@@ -34,8 +34,8 @@ format must look like is in `_formats.py`, how to talk HTTP in `_http.py`.
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
+import io
 import os
 import re
 import shutil
@@ -149,9 +149,9 @@ def read_source(where: str, entry: Any, defaults: dict[str, Any]) -> Source:
                for key in DEFAULTS if key in entry}
     encoding = entry.get("encoding", "utf-8")
     try:
-        codecs.lookup(encoding)
-    except (LookupError, TypeError):
-        raise bad("encoding", f"not an encoding Python knows (got {encoding!r})") from None
+        io.TextIOWrapper(io.BytesIO(), encoding=encoding)  # refuses rot13 and the like too
+    except (LookupError, TypeError, ValueError):
+        raise bad("encoding", f"not a text encoding Python knows (got {encoding!r})") from None
     options = {**defaults, **options}
     if options["timeout_seconds"] <= 0:
         raise bad("timeout_seconds", "must be more than 0 (here or in retrieval)")

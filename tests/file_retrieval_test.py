@@ -597,7 +597,10 @@ def test_an_unset_placeholder_fails_that_source(project: Project, server: FileSe
     ([{"id": "w", "url": "a.csv", "format": "csv", "timeout_seconds": 0}],
      "sources[0].timeout_seconds: must be more than 0 (here or in retrieval)"),
     ([{"id": "w", "url": "a.csv", "format": "csv", "encoding": "klingon"}],
-     "sources[0].encoding: not an encoding Python knows"),
+     "sources[0].encoding: not a text encoding Python knows"),
+    ([{"id": "w", "url": "a.csv", "format": "csv", "encoding": "rot13"}],
+     "sources[0].encoding: not a text encoding Python knows (got 'rot13')"),
+    ([{"id": "w", "url": "a\u0000.csv", "format": "csv"}], "sources[0].url: holds a NUL character"),
     ([{"id": "w", "url": "a.csv", "format": "csv"}, {"id": "w", "url": "b.csv", "format": "csv"}],
      "sources[1]: id or file 'w' is used twice"),
 ])

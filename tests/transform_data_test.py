@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import REPO, Project, run_stage, stage_command
 
 NAME = "2.transform_data.py"
@@ -362,3 +363,25 @@ def test_the_shipped_config_names_the_rollback_for_the_transform() -> None:
                  and m["path"] == "modules/2.transform_data.py")
     assert entry["on_failure"] == "modules/rollback.py"
     assert (REPO / entry["on_failure"]).is_file()
+
+
+@pytest.mark.parametrize(("state", "problem"), [
+    ("[1, 2]", "not an object"),
+    ("[" * 100_000 + "]" * 100_000, "not valid JSON (nested too deep)"),
+    (None, "cannot read it: Is a directory"),
+])
+@pytest.mark.parametrize("stage", [NAME, "1.file_retrieval.py"])
+def test_a_broken_manifest_is_one_line_and_exit_2(project: Project, stage: str,
+                                                  state: str | None, problem: str) -> None:
+    given(project, GOOD)
+    manifest = folder(project) / "manifest.json"
+    if state is None:
+        manifest.mkdir()
+    else:
+        manifest.write_text(state)
+    result = run_stage(project, stage)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"{Path(stage).stem}: {manifest}: {problem}; "
+                             "move it away to start afresh\n"
+                             if state is not None else
+                             f"{Path(stage).stem}: {manifest}: {problem}\n")

@@ -69,11 +69,17 @@ def parse_run_id(text: str) -> tuple[datetime, int]:
 
 def run_id_of_file(name: str) -> str | None:
     """The run id of a log or record file name, or None for any other name."""
+    candidate = shaped_like_run_file(name)
+    return checked_run_id(candidate) if candidate else None
+
+
+def shaped_like_run_file(name: str) -> str | None:
+    """What would be the run id of a log or record; not yet checked to be a real minute."""
     if not name.startswith(PREFIX):
         return None
     for suffix in SUFFIXES:
         if name.endswith(suffix):
-            return checked_run_id(name[len(PREFIX):-len(suffix)])
+            return name[len(PREFIX):-len(suffix)]
     return None
 
 
@@ -114,7 +120,8 @@ def find_runs(log_dir: Path) -> dict[str, Run]:
     """Every run by id: its logs and records, and its folder under runs/; not symlinks."""
     runs: dict[str, Run] = {}
     for entry in scan(log_dir):
-        run_id = run_id_of_file(entry.name)
+        # run_entry parses the id, once per run: not run_id_of_file, which parses per file.
+        run_id = shaped_like_run_file(entry.name)
         if run_id and entry.is_file(follow_symlinks=False) and (run := run_entry(runs, run_id)):
             run.files.append(entry)
     folder = log_dir / RUNS

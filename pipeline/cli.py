@@ -12,7 +12,7 @@ from pipeline import __version__
 from pipeline import config as cfg
 from pipeline import plan as planning
 from pipeline import window as windows
-from pipeline.codes import EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, FatalError
+from pipeline.codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, FatalError
 
 EXAMPLES = """\
 commands:
@@ -185,18 +185,7 @@ def _main(args: argparse.Namespace) -> int:
 
     options = run.Options(dry_run=args.dry_run, force=args.force, verbose=args.verbose,
                           push=args.push, window_minutes=args.window, wait_seconds=args.wait)
-    from pipeline import gitsync, lock
-
-    try:
-        with lock.hold(config.root, config.log_dir, args.wait) as held:
-            for line in gitsync.repair(config.root, held.since):
-                print(f"orchestrator: {line}", file=sys.stderr)
-            if config.git.wanted(args.push, args.dry_run, env):
-                gitsync.check(config.root, config.git, env, config.log_dir)
-            return run.run_all(config, plan, options, env, backfill)
-    except lock.Busy as exc:
-        print(f"orchestrator: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
+    return run.run_all(config, plan, options, env, backfill)
 
 
 def _backfill(args: argparse.Namespace, config: cfg.Config) -> list[windows.Window] | None:

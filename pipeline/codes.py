@@ -5,7 +5,6 @@ from __future__ import annotations
 # What a module's exit code means.
 MODULE_OK = 0
 MODULE_SKIP = 10  # "skipped, conditions not met": logged as a skip, never retried
-ADD_MASK = "::add-mask::"  # a module's line `::add-mask::VALUE` masks VALUE from then on
 
 # What the orchestrator's exit code means (README: "Exit codes").
 EXIT_OK = 0  # success, or partial (with a warning)

@@ -4,7 +4,12 @@ signals, and what came of it (an Outcome). Knows nothing of git or the command l
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import fcntl
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -15,8 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Literal
 
-from pipeline.codes import ADD_MASK
+from pipeline import commands
 from pipeline.config import ModuleSpec
 
 # A stopped module (timeout or cancel) gets this long between SIGTERM (or the
@@ -24,13 +30,48 @@ from pipeline.config import ModuleSpec
 # 7.5 s later, then kills everything 2.5 s after that: 3 s here leaves time to
 # write the log and record and to push them.
 KILL_GRACE_SECONDS = 3.0
+# Pipes of 1 MiB (Linux's pipe-max-size for unprivileged users): a module that
+# prints fast is rarely blocked, and its lines come in few reads.
+PIPE_BYTES = 1 << 20
 READ_SIZE = 1 << 16
+# After a read that did not fill the buffer, wait this long for more: lines
+# that a module writes one by one then arrive many to a read (each read has a
+# fixed cost) and still reach the log live.
+GATHER_SECONDS = 0.002
 MAX_LINE_BYTES = 1 << 20  # a longer line without a newline is cut, to bound memory
+# What a failure message repeats of a module's stderr: its last lines, capped.
 STDERR_TAIL_LINES = 10
+STDERR_TAIL_CHARS = 4096
+STDERR_LINE_CHARS = 500
+CUT_MARK = " [...]"
 # Without a pidfd to wait on (not Linux), how often to look for the module's exit.
 POLL_SECONDS = 0.01
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+NOT_EXECUTABLE_HINT = "add a #! line or use a .py/.sh extension"
 
-OutputSink = Callable[[list[str]], None]
+Stream = Literal["stdout", "stderr"]
+# Receives what a module printed on a stream, as it arrives: one or more lines,
+# each ending in a newline; or, without the final newline, a piece of a line
+# longer than MAX_LINE_BYTES, whose rest comes in a later call. It may raise
+# OSError (the log cannot be written): the module is then stopped.
+OutputSink = Callable[[Stream, str], None]
+
+# Printable bytes, tab, newline, and every byte of a multi-byte UTF-8 sequence:
+# a chunk of only these needs no cleaning but for the C1 controls (U+0080 to
+# U+009F, which UTF-8 writes as 0xC2 0x80 to 0xC2 0x9F).
+_PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n" + bytes(range(0x80, 0x100))
+_C1_LEAD = b"\xc2"
+# ANSI escape sequences (ECMA-48): CSI (also its 8-bit form), OSC ended by BEL or
+# ST, DCS/SOS/PM/APC strings ended by ST, and the short ESC sequences.
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"
+    r"|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?"
+    r"|\x1b[PX^_][^\x1b\n]*(?:\x1b\\)?"
+    r"|\x1b[ -/]*[0-~]"
+)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+_subreaper = False  # set by become_subreaper()
 
 
 @dataclass(frozen=True)
@@ -65,15 +106,29 @@ class Outcome:
     stderr_tail: tuple[str, ...] = ()
     start_error: str = ""
     stray_processes: bool = False  # the module left processes behind; they were killed
+    timeout_seconds: float = 0.0  # the limit it ran under
+    write_error: str = ""  # its output could not be written (a full disk): it was stopped
 
     def describe(self) -> str:
         if self.start_error:
             return f"could not start: {self.start_error}"
+        if self.write_error:
+            return f"stopped: its output could not be written to the log ({self.write_error})"
         if self.timed_out:
-            return "timed out"
+            return f"timed out after {self.timeout_seconds:g} s"
         if self.exit_code is not None and self.exit_code < 0:
-            return f"killed by {signal.Signals(-self.exit_code).name}"
+            return f"killed by {signal_name(-self.exit_code)}"
         return f"exit code {self.exit_code}"
+
+
+def signal_name(number: int) -> str:
+    """`SIGKILL`; for a number without a name (a real-time signal), `signal 40 (SIGRTMIN+6)`."""
+    if number in {s.value for s in signal.Signals}:
+        return signal.Signals(number).name
+    low, high = getattr(signal, "SIGRTMIN", 0), getattr(signal, "SIGRTMAX", 0)
+    if low and low <= number <= high:
+        return f"signal {number} (SIGRTMIN+{number - low})"
+    return f"signal {number}"
 
 
 def module_env(base: Mapping[str, str], ctx: RunContext, spec: ModuleSpec) -> dict[str, str]:
@@ -92,14 +147,34 @@ def module_env(base: Mapping[str, str], ctx: RunContext, spec: ModuleSpec) -> di
         PIPELINE_WINDOW_END=_iso(ctx.window_end or ctx.started),
         PIPELINE_RUN_DIR=str(ctx.run_dir or ""),
     )
-    # Python block-buffers a pipe: its lines would reach the log in bursts, and
-    # out of order between stdout and stderr. A module may still opt out.
-    env.setdefault("PYTHONUNBUFFERED", "1")
+    if not spec.github_token:
+        # The orchestrator pushes with this token; a module gets write access to
+        # the repository only when its entry asks (README: "github_token").
+        env.pop("GITHUB_TOKEN", None)
+        env.pop("GH_TOKEN", None)
+    if spec.unbuffered:
+        # Python block-buffers a pipe: its lines would reach the log in bursts, and
+        # out of order between stdout and stderr. A chatty module may opt out.
+        env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
 
 def _iso(moment: datetime | None) -> str:
     return moment.isoformat(timespec="seconds") if moment else ""
+
+
+def become_subreaper() -> bool:
+    """Have orphaned descendants come back to this process (Linux; elsewhere nothing).
+
+    A module's daemon that called setsid() left its process group, so stopping
+    the group misses it; as a child subreaper we get it back when its parent
+    exits, and end it with its module. True if this process now is one.
+    """
+    global _subreaper
+    if sys.platform.startswith("linux") and not _subreaper:
+        libc = ctypes.CDLL(None, use_errno=True)
+        _subreaper = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return _subreaper
 
 
 class Cancel:
@@ -134,6 +209,12 @@ class Cancel:
         os.close(self._read_fd)
         os.close(self._write_fd)
 
+    def ignore_after(self) -> None:
+        """When the scope ends, ignore the signals instead of restoring the handlers
+        found: work that is finished cannot be cancelled, and a late signal must not
+        turn its exit code into a crash."""
+        self._saved = {signum: signal.SIG_IGN for signum in self.SIGNALS}
+
     def _handle(self, signum: int, frame: object) -> None:
         self.signum = self.signum or signum
         self.count += 1
@@ -163,33 +244,103 @@ class Cancel:
         return self.requested
 
 
+def sanitise(text: str) -> str:
+    """What a terminal would show of `text`, made inert: after a bare `\\r` only the
+    text after the last one, no ANSI escape sequence, and every other control
+    character but tab written as `\\xNN`."""
+    if "\r" in text:
+        text = "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))
+    return _CONTROLS.sub(_escape, _ESCAPES.sub("", text))
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
+def _dirty(raw: bytes | bytearray) -> bool:
+    """Whether `raw` may hold something sanitise() changes (a quick test, in C)."""
+    return bool(raw.translate(None, _PLAIN_BYTES)) or _C1_LEAD in raw
+
+
 class _Lines:
-    """Cuts a byte stream into complete lines of text."""
+    """Cuts a byte stream into text: complete lines, or pieces of a line too long.
+
+    The usual chunk holds many lines: it is decoded and checked whole, and only
+    a chunk with a control character goes through sanitise().
+    """
 
     def __init__(self) -> None:
         self._pending = bytearray()
+        self._dirty = False  # whether what is pending may need sanitise()
 
-    def feed(self, chunk: bytes) -> list[str]:
-        self._pending += chunk
-        end = self._pending.rfind(b"\n")
-        if end < 0:
-            return self.flush() if len(self._pending) > MAX_LINE_BYTES else []
+    def feed(self, chunk: bytes) -> str:
+        dirty = _dirty(chunk)
         # A newline byte never occurs inside a UTF-8 sequence: this cut is safe.
-        text = self._pending[:end].decode("utf-8", "replace")
-        del self._pending[: end + 1]
-        return _split(text)
+        end = chunk.rfind(b"\n") + 1
+        if not end:
+            self._pending += chunk
+            self._dirty |= dirty
+            return self._cut() if len(self._pending) > MAX_LINE_BYTES else ""
+        if self._pending:
+            self._pending += memoryview(chunk)[:end]
+            text = self._pending.decode("utf-8", "replace")
+            dirty |= self._dirty
+        else:
+            text = str(memoryview(chunk)[:end], "utf-8", "replace")
+        self._pending = bytearray(memoryview(chunk)[end:])
+        self._dirty = dirty and bool(self._pending)
+        return sanitise(text) if dirty else text
 
-    def flush(self) -> list[str]:
+    def _cut(self) -> str:
+        end = MAX_LINE_BYTES
+        while end > 0 and self._pending[end] & 0xC0 == 0x80:  # not inside a UTF-8 sequence
+            end -= 1
+        raw = self._pending[:end]
+        del self._pending[:end]
+        return self._text(raw)
+
+    def flush(self) -> str:
+        """The last line, even without its newline."""
         if not self._pending:
-            return []
-        text = self._pending.decode("utf-8", "replace")
-        self._pending.clear()
-        return _split(text)
+            return ""
+        raw = self._pending + b"\n"
+        self._pending = bytearray()
+        return self._text(raw)
+
+    def _text(self, raw: bytearray) -> str:
+        text = raw.decode("utf-8", "replace")
+        return sanitise(text) if self._dirty and _dirty(raw) else text
 
 
-def _split(text: str) -> list[str]:
-    lines = text.split("\n")
-    return [line.rstrip("\r") for line in lines] if "\r" in text else lines
+class _Tail:
+    """The last lines of stderr, for a failure message: few, and each cut short."""
+
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque()
+        self._chars = 0
+
+    def add(self, text: str) -> None:
+        for line in _last_lines(text, STDERR_TAIL_LINES):
+            command = commands.parse(line, commands.KNOWN)
+            if command is not None and command.name == commands.ADD_MASK:
+                continue
+            self.lines.append(line)
+            self._chars += len(line)
+        while len(self.lines) > STDERR_TAIL_LINES or self._chars > STDERR_TAIL_CHARS:
+            self._chars -= len(self.lines.popleft())
+
+
+def _last_lines(text: str, count: int) -> list[str]:
+    """The last `count` lines of `text`, each cut to STDERR_LINE_CHARS, without
+    copying the rest (a chunk may hold a megabyte)."""
+    lines: list[str] = []
+    end = len(text) - 1 if text.endswith("\n") else len(text)
+    while len(lines) < count and end >= 0:
+        start = text.rfind("\n", 0, end) + 1
+        line = text[start:min(end, start + STDERR_LINE_CHARS)]
+        lines.append(line + CUT_MARK if end - start > STDERR_LINE_CHARS else line)
+        end = start - 1
+    return lines[::-1]
 
 
 def run_module(
@@ -199,8 +350,9 @@ def run_module(
     output: OutputSink,
     cancel: Cancel,
 ) -> Outcome:
-    """Run one attempt of `spec`; every line it prints goes to `output` as it arrives."""
+    """Run one attempt of `spec`; what it prints goes to `output` as it arrives."""
     started, t0 = datetime.now(ctx.tz), time.monotonic()
+    before = _children() if _subreaper else {}
     try:
         proc = subprocess.Popen(
             spec.command,
@@ -213,8 +365,9 @@ def run_module(
         )
     except OSError as exc:
         finished = datetime.now(ctx.tz)
-        return Outcome(None, started, finished, time.monotonic() - t0, start_error=str(exc))
-    watch = _Watch(proc, t0 + spec.timeout_seconds, output, cancel)
+        return Outcome(None, started, finished, time.monotonic() - t0,
+                       start_error=_start_error(exc), timeout_seconds=spec.timeout_seconds)
+    watch = _Watch(proc, t0 + spec.timeout_seconds, output, cancel, set(before))
     watch.run()
     return Outcome(
         exit_code=watch.exit_code,
@@ -224,9 +377,17 @@ def run_module(
         timed_out=watch.timed_out,
         interrupted=watch.interrupted,
         peak_rss_mb=watch.peak_rss_mb,
-        stderr_tail=tuple(line for line in watch.tail if not line.startswith(ADD_MASK)),
+        stderr_tail=tuple(watch.tail.lines),
         stray_processes=watch.strays,
+        timeout_seconds=spec.timeout_seconds,
+        write_error=watch.write_error,
     )
+
+
+def _start_error(exc: OSError) -> str:
+    if exc.errno == errno.ENOEXEC:  # a run bit, but neither a #! line nor a binary
+        return f"{exc.strerror} ({NOT_EXECUTABLE_HINT})"
+    return str(exc)
 
 
 class _Watch:
@@ -237,22 +398,28 @@ class _Watch:
     fills one pipe only, and no wait for the module's end before its lines show.
     """
 
-    def __init__(
-        self, proc: subprocess.Popen[bytes], deadline: float, output: OutputSink, cancel: Cancel
-    ) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], deadline: float, output: OutputSink,
+                 cancel: Cancel, before: set[int]) -> None:
         self.proc = proc
         self.deadline = deadline
         self.output = output
         self.cancel = cancel
         self.exit_code: int | None = None
         self.peak_rss_mb: float | None = None
-        self.timed_out = self.interrupted = self.strays = False
-        self.tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self.timed_out = self.interrupted = self.strays = self.stopped = False
+        self.write_error = ""
+        self.tail = _Tail()
+        self._before = before  # our children before the module started: not its leftovers
         self._kill_at: float | None = None
         self._drain_until: float | None = None
         self._selector: selectors.BaseSelector | None = None
-        self._streams = {proc.stdout.fileno(): _Lines(), proc.stderr.fileno(): _Lines()}  # type: ignore[union-attr]
-        self._stderr_fd = proc.stderr.fileno()  # type: ignore[union-attr]
+        stdout, stderr = proc.stdout.fileno(), proc.stderr.fileno()  # type: ignore[union-attr]
+        self._names: dict[int, Stream] = {stdout: "stdout", stderr: "stderr"}
+        self._streams = {stdout: _Lines(), stderr: _Lines()}
+        for fd in self._streams:
+            # Linux only; elsewhere (or when refused) a default pipe works too.
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
     def run(self) -> None:
         pidfd = _pidfd(self.proc.pid)
@@ -275,46 +442,59 @@ class _Watch:
         if self.cancel.requested:  # a signal came just before the module started
             self._on_signal()
         while self._streams or self.exit_code is None:
+            gather = False
             for key, _ in selector.select(self._timeout(pidfd)):
-                self._on_ready(key.fd)
+                gather |= self._on_ready(key.fd)
             if self.exit_code is None and (pidfd is None or not self._streams):
                 self._reap(os.WNOHANG)
             self._check_clock()
+            if gather and self.exit_code is None:
+                time.sleep(GATHER_SECONDS)
 
     def _timeout(self, pidfd: int | None) -> float:
         wakes = [self.deadline, self._kill_at, self._drain_until]
         left = max(0.0, min(w for w in wakes if w is not None) - time.monotonic())
         return left if pidfd is not None else min(left, POLL_SECONDS)
 
-    def _on_ready(self, fd: int) -> None:
+    def _on_ready(self, fd: int) -> bool:
+        """Handle one ready descriptor; True after a read that left the pipe empty."""
         if fd == self.cancel.fileno():
             self.cancel.drain()
             self._on_signal()
         elif fd in self._streams:
-            self._read(fd)
+            return self._read(fd)
         else:  # the pidfd: the module has exited
             assert self._selector is not None
             self._selector.unregister(fd)
             if self.exit_code is None:
                 self._reap(0)
+        return False
 
-    def _read(self, fd: int) -> None:
+    def _read(self, fd: int) -> bool:
         chunk = os.read(fd, READ_SIZE)
-        if chunk:
-            self._emit(fd, self._streams[fd].feed(chunk))
-        else:
+        if not chunk:
             self._close(fd)
+            return False
+        self._emit(fd, self._streams[fd].feed(chunk))
+        return len(chunk) < READ_SIZE
 
     def _close(self, fd: int) -> None:
         assert self._selector is not None
         self._selector.unregister(fd)
         self._emit(fd, self._streams.pop(fd).flush())
 
-    def _emit(self, fd: int, lines: list[str]) -> None:
-        if lines:
-            if fd == self._stderr_fd:
-                self.tail.extend(lines)
-            self.output(lines)
+    def _emit(self, fd: int, text: str) -> None:
+        if not text:
+            return
+        stream = self._names[fd]
+        if stream == "stderr":
+            self.tail.add(text)
+        try:
+            self.output(stream, text)
+        except OSError as exc:  # the log cannot be written: the module must not run on unlogged
+            if not self.write_error:
+                self.write_error = exc.strerror or str(exc)
+                self._stop(signal.SIGTERM)
 
     def _on_signal(self) -> None:
         if not self.interrupted:
@@ -338,6 +518,9 @@ class _Watch:
 
     def _stop(self, signum: signal.Signals) -> None:
         """Ask the whole group to stop; SIGKILL follows after the grace."""
+        if self.exit_code is not None:
+            return
+        self.stopped = True
         self._signal_group(signum)
         self._kill_at = time.monotonic() + KILL_GRACE_SECONDS
 
@@ -359,7 +542,54 @@ class _Watch:
         self._drain_until = time.monotonic() + KILL_GRACE_SECONDS
         # Whatever the module left running (a daemon, a grandchild holding its
         # pipes) is part of the stage: it ends with it.
-        self.strays = self._signal_group(signal.SIGKILL)
+        self.strays = self._end_leftovers()
+
+    def _end_leftovers(self) -> bool:
+        """Kill what the module left behind; whether any of it was running on its own.
+
+        After our own stop of the group, only what had escaped the group counts.
+        """
+        if not _subreaper:
+            return self._signal_group(signal.SIGKILL) and not self.stopped
+        leftovers = self._orphans()
+        running = any(state != "Z" and not (self.stopped and group == self.proc.pid)
+                      for state, group in leftovers.values())
+        self._signal_group(signal.SIGKILL)
+        for _ in range(1000):  # each round ends one generation of a process tree
+            if not leftovers:
+                break
+            for pid, (_, group) in leftovers.items():
+                _kill(pid, group)
+            leftovers = self._orphans()
+        return running
+
+    def _orphans(self) -> dict[int, tuple[str, int]]:
+        return {pid: info for pid, info in _children().items() if pid not in self._before}
+
+
+def _children() -> dict[int, tuple[str, int]]:
+    """This process's children: pid -> (state, process group), from /proc (Linux)."""
+    me, found = os.getpid(), {}
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    # After the command name, which may hold anything, in parentheses.
+                    fields = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()
+                    if int(fields[1]) == me:
+                        found[int(name)] = (fields[0].decode(), int(fields[2]))
+    return found
+
+
+def _kill(pid: int, group: int) -> None:
+    """SIGKILL an orphan (and the group it leads, after setsid) and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _pidfd(pid: int) -> int | None:

@@ -77,12 +77,22 @@ class Actions:
         self.enabled = env.get("GITHUB_ACTIONS") == "true"
         self._open_group = False
         self._token: str | None = None
-        self._queued: list[Annotation] = []
         self._budgets = {kind: _Budget() for kind in ANNOTATION_KINDS}
 
-    def _command(self, text: str) -> None:
+    def _write(self, text: str) -> None:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
+
+    def _command(self, text: str) -> None:
+        """One of our own workflow commands. Inside the fence it is lifted for that one
+        line and put back with a new token, so the runner acts on it and nothing else."""
+        if self._token is None:
+            self._write(text)
+            return
+        self._write(f"::{self._token}::")
+        self._write(text)
+        self._token = secrets.token_hex(16)
+        self._write(f"::stop-commands::{self._token}")
 
     def start_group(self, title: str) -> None:
         """Groups never nest: a group still open is closed first."""
@@ -93,45 +103,38 @@ class Actions:
         self._open_group = True
 
     def end_group(self) -> None:
-        self.end_untrusted()  # inside a stop-commands span ::endgroup:: would be ignored
         if self._open_group:
             self._command("::endgroup::")
             self._open_group = False
 
     def begin_untrusted(self) -> None:
-        """From here on the runner acts on no workflow command (a module's output
-        follows), until end_untrusted(): GitHub's advice for untrusted output is
-        ::stop-commands:: with a token nobody can guess, new for every module."""
-        if not self.enabled:
+        """From here on the runner acts on no workflow command but ours, until
+        end_untrusted(): everything else the run prints (module output, a remote's
+        message, a file name) is text. GitHub's advice for untrusted output is
+        ::stop-commands:: with a token nobody can guess; each of our own commands
+        lifts it for one line and renews the token."""
+        if not self.enabled or self._token is not None:
             return
-        self.end_untrusted()
         self._token = secrets.token_hex(16)
-        self._command(f"::stop-commands::{self._token}")
+        self._write(f"::stop-commands::{self._token}")
 
     def end_untrusted(self) -> None:
-        """The runner acts on commands again; the module's own annotations follow."""
+        """The runner acts on commands again (for the steps after this one)."""
         if self._token is None:
             return
-        self._command(f"::{self._token}::")
+        self._write(f"::{self._token}::")
         self._token = None
-        queued, self._queued = self._queued, []
-        for annotation in queued:
-            self._annotate(annotation)
 
     def module_command(self, module: str, kind: str, properties: Mapping[str, str],
                        message: str) -> None:
         """A module's own `::warning file=..::msg` line: an annotation (title: its
-        own, else the module's name), emitted once the module's span has ended."""
+        own, else the module's name), within the cap per type."""
         if not self.enabled or kind not in ANNOTATION_KINDS:
             return
         title = properties.get("title") or module
         props = [("title", title)] + [(key, properties[key]) for key in ANNOTATION_PROPERTIES[1:]
                                       if properties.get(key)]
-        annotation = Annotation(kind, message, tuple(props), f"{module}: {title}")
-        if self._token is None:
-            self._annotate(annotation)
-        else:
-            self._queued.append(annotation)
+        self._annotate(Annotation(kind, message, tuple(props), f"{module}: {title}"))
 
     def _annotate(self, annotation: Annotation) -> None:
         budget = self._budgets[annotation.kind]
@@ -177,6 +180,7 @@ class Actions:
             self._annotate(Annotation(kind, _annotation_text(failure),
                                       (("title", failure.name),), f"failed: {failure.name}"))
         self._flush_budgets()
+        self.end_untrusted()
         link = self.log_link(commit, record["log_file"])
         self.summary(record, link, push_error=push_error, notifications=notifications)
         self.outputs(step_outputs(record, commit))

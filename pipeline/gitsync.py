@@ -70,7 +70,7 @@ class Request:
     root: Path  # the config's folder
     log: Path
     record: Path
-    config: Path
+    config: Path | None  # None: a module left it broken; it is not committed
     extra: tuple[str, ...]  # git.paths
     settings: GitSettings
     run_id: str
@@ -197,6 +197,17 @@ def check(root: Path, settings: GitSettings, env: Mapping[str, str], log_dir: Pa
     for name in settings.paths:
         _check_inside(where, f"git.paths entry {name!r}", root / name)
     return f"push to {target} {branch}"
+
+
+def uncommitted(root: Path, path: Path) -> bool:
+    """Whether `path` differs from HEAD's (staged or not)."""
+    where = locate(root)
+    git = _Git(where, _base_env({}), str)
+    try:
+        git("diff", "--quiet", "HEAD", "--", _rel(path, where.top))
+    except GitError as exc:
+        return exc.status == 1  # 1: it differs; anything else (no HEAD yet): no claim
+    return False
 
 
 def _check_remote(where: Where, remote: str, env: Mapping[str, str]) -> None:
@@ -369,7 +380,7 @@ def _commit(git: _Git, req: Request) -> tuple[str, str | None] | None:
     stays as it was. None when `only_if_changed` and nothing worth it changed."""
     top = git.where.top
     parent = _head(git)
-    run_files = [_rel(p, top) for p in (req.log, req.record, req.config)]
+    run_files = [_rel(p, top) for p in (req.log, req.record, req.config) if p is not None]
     try:
         extra = _extra_paths(git, req)
         with _temporary_index(git.where.git_dir) as index:
@@ -613,7 +624,7 @@ def _replay(git: _Git, req: Request, base: str | None, ours: str,
     top = git.where.top
     mine = _changes(git, base, ours)
     theirs = _changes(git, base, remote)
-    config_rel = _rel(req.config, top)
+    config_rel = _rel(req.config, top) if req.config is not None else None
     run_files = (_rel(req.log, top), _rel(req.record, top))
     renamed, updates = None, {}
     if any(path in theirs for path in run_files):  # a concurrent run took our run id

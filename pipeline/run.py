@@ -8,9 +8,11 @@ notifications). A backfill is one such run per interval.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -25,6 +27,7 @@ from pipeline import window as windows
 from pipeline.codes import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_LOCKED,
     EXIT_OK,
     EXIT_PUSH,
     MODULE_OK,
@@ -38,6 +41,8 @@ from pipeline.window import Window
 
 ModuleStatus = Literal["success", "skipped", "failed", "recovered", "not_run"]
 RunStatus = Literal["success", "partial", "failed", "interrupted"]
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
+REVIEWED = ("failed", "partial", "interrupted")  # the statuses that get a review report
 EXIT_CODES: dict[RunStatus, int] = {
     "success": EXIT_OK,
     "partial": EXIT_OK,
@@ -101,6 +106,8 @@ class RunResult:
     modules: list[ModuleResult] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
     push_failed: bool = False
+    config_ok: bool = True  # the config still loads after the modules ran
+    review: str = ""  # the review report, for a run that did not succeed
 
     @property
     def exit_code(self) -> int:
@@ -119,7 +126,7 @@ def _duration(first: Outcome | None, last: Outcome | None) -> float | None:
 
 
 def status_of(outcome: Outcome) -> ModuleStatus:
-    if outcome.interrupted or outcome.timed_out:
+    if outcome.interrupted or outcome.timed_out or outcome.write_error:
         return "failed"
     if outcome.exit_code == MODULE_OK:
         return "success"
@@ -139,52 +146,87 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
             backfill: list[Window] | None) -> int:
     """One run, or a backfill's runs oldest first; the exit code of the last one.
 
-    A backfill stops at the first run that does not end well. The signal handlers
-    stay ours until the process exits: a cancel between two runs stops the rest,
-    and one after the last push cannot turn a finished run into a crash.
+    The checkout's lock is held throughout; what a killed run left is repaired
+    first; whether the run can be committed back is checked before any module
+    runs. A backfill stops at the first run that does not end well. The signal
+    handlers stay ours until the process exits: a cancel between two runs stops
+    the rest, and one after the last push cannot turn a finished run into a crash.
     """
+    from pipeline import gitsync, lock  # only a real run takes the lock
+
+    # Orphans of a module (a daemon that called setsid) come back to us and end with it.
+    execute.become_subreaper()
+    try:
+        with lock.hold(config.root, config.log_dir, options.wait_seconds) as held:
+            said = [("WARNING", f"repaired what a killed run left: {line}")
+                    for line in gitsync.repair(config.root, held.since)]
+            said += _commit_back_lines(config, options, env)
+            return _runs(config, plan, options, env, backfill, said)
+    except lock.Busy as exc:
+        print(f"orchestrator: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+
+
+def _runs(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
+          backfill: list[Window] | None, said: list[tuple[str, str]]) -> int:
     code = EXIT_OK
-    publish = _commit_back_line(config, options, env)
     with Cancel() as cancel:
+        cancel.ignore_after()  # until the process exits, a cancel changes nothing more
         for window in backfill or [None]:
             if cancel.requested:
                 return EXIT_INTERRUPTED
-            code = start(config, plan, options, env, cancel, window, publish).exit_code
+            code = start(config, plan, options, env, cancel, window, said).exit_code
+            said = [line for line in said if line[1].startswith("commit-back:")]
             if code != EXIT_OK:
                 break
     return code
 
 
-def _commit_back_line(config: Config, options: Options, env: Mapping[str, str]) -> str:
-    """What will become of the run's files, and why: said at the start of every run."""
+def _commit_back_lines(config: Config, options: Options, env: Mapping[str, str]
+                       ) -> list[tuple[str, str]]:
+    """What will become of the run's files, and why: said at the start of every run.
+    When they are to be pushed, the repository, branch and remote are checked now
+    (FatalError: exit 2, nothing ran), not after the modules."""
     wanted, why = config.git.decide(options.push, options.dry_run, env)
     if not wanted:
-        return f"commit-back: off ({why})"
-    return f"commit-back: push to {config.git.remote} ({why})"
+        return [("INFO", f"commit-back: off ({why})")]
+    from pipeline import gitsync
+
+    lines = [("INFO", f"commit-back: {gitsync.check(config.root, config.git, env, config.log_dir)}"
+                      f" ({why})")]
+    if gitsync.uncommitted(config.root, config.path):
+        lines.append(("WARNING", f"{config.display} has uncommitted changes: they will be "
+                                 "committed with the run"))
+    return lines
 
 
 def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
-          cancel: Cancel, backfill: Window | None = None, publish: str = "") -> RunResult:
+          cancel: Cancel, backfill: Window | None = None,
+          said: Sequence[tuple[str, str]] = ()) -> RunResult:
     """Run the plan once; write the log, the run record and (after success) the state."""
     started = datetime.now(config.tz)
     masker = logs.Masker(logs.secret_values(env, config.mask_env))
     actions = github.Actions(env, masker)
-    with logs.RunLog(config.tz, masker, verbose=options.verbose) as runlog:
+    actions.begin_untrusted()  # until finish(): the runner acts on our commands alone
+    with logs.RunLog(config.tz, masker, verbose=options.verbose,
+                     on_command=actions.module_command) as runlog:
         result = _begin(config, plan, options, started, backfill, runlog)
         ctx = _context(config, options, result)
         _announce(config, plan, ctx, result, backfill is not None)
-        if publish:
-            logger.info(publish)
+        for level, line in said:
+            logger.log(level, line)
         try:
             result.modules = _run_modules(plan, ctx, env, runlog, cancel, actions)
             result.status = run_status(result.modules, cancel.requested)
+            if runlog.write_error:  # the log is incomplete: the run cannot count as done
+                result.status = "failed"
         except Exception:
             logger.exception("the orchestrator failed unexpectedly; the run is recorded as failed")
             result.status = "failed"
         try:
             result.record = _finish(config, plan, result, options, env, masker, backfill)
-        except Exception:
-            logger.exception(f"could not write the run record {result.record_path}")
+        except Exception as exc:
+            _record_not_written(result.record_path, exc)
             result.status = "failed"
         commit = push_error = None
         if config.git.wanted(options.push, options.dry_run, env):
@@ -192,8 +234,19 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
             runlog.close_file()  # the committed log is complete; what follows is console only
             commit, push_error = _commit_back(config, result, env, masker)
             result.push_failed = push_error is not None
-        _tell_actions(actions, result, commit, push_error)
+        link = actions.log_link(commit, result.record.get("log_file", ""))
+        sent = _notify(config, result, options, env, masker, link)
+        _tell_actions(actions, result, commit, push_error, sent)
+        actions.end_untrusted()
     return result
+
+
+def _record_not_written(path: Path, exc: Exception) -> None:
+    """One line for a full disk (a traceback would say no more); a traceback otherwise."""
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+        logger.error(f"could not write the run record {path}: {exc.strerror}")
+    else:
+        logger.exception(f"could not write the run record {path}")
 
 
 def _begin(config: Config, plan: Plan, options: Options, started: datetime,
@@ -228,7 +281,7 @@ def _context(config: Config, options: Options, result: RunResult) -> RunContext:
 
 
 def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None,
-                  push_error: str | None) -> None:
+                  push_error: str | None, notifications: Sequence[str]) -> None:
     if not actions.enabled or not result.record:
         return
     failures = [
@@ -237,7 +290,8 @@ def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None
                        r.last.stderr_tail[-1] if r.last.stderr_tail else "")
         for r in result.modules if r.status == "failed" and r.last is not None
     ]
-    actions.finish(result.record, failures=failures, commit=commit, push_error=push_error)
+    actions.finish(result.record, failures=failures, commit=commit, push_error=push_error,
+                   notifications=notifications)
 
 
 def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
@@ -245,10 +299,15 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
     """(the pushed commit, None), or (None, why) when committing or pushing failed (logged)."""
     from pipeline import gitsync
 
+    extra = config.git.paths + ((_relative(result.run_dir, config.root),)
+                                if result.record.get("run_dir") else ())
+    all_skipped = all(m.status == "skipped" for m in result.modules)
     request = gitsync.Request(
-        root=config.root, log=result.log_path, record=result.record_path, config=config.path,
-        extra=config.git.paths, settings=config.git, run_id=result.run_id, status=result.status,
-        env=env, rename_record=renamed_record,
+        root=config.root, log=result.log_path, record=result.record_path,
+        config=config.path if result.config_ok else None, extra=extra, settings=config.git,
+        run_id=result.run_id, status=result.status, env=env, rename_record=renamed_record,
+        only_if_changed=config.git.commit == "changes" and all_skipped,
+        log_note=partial(_log_line, config.tz),
     )
     try:
         pushed = gitsync.commit_and_push(request, masker)
@@ -264,11 +323,27 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
     if pushed.renamed_to:
         logger.warning(f"a concurrent run had taken run id {result.run_id}: this run was "
                        f"committed as {pushed.renamed_to}")
+        _rename(config, result, pushed.renamed_to)
     if pushed.advice:
         logger.warning(f"pushed, but local edits stand in the way: {pushed.advice}")
     logger.info(f"pushed {pushed.commit[:7]} to {pushed.target} ({pushed.branch}) "
                 f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}")
     return pushed.commit, None
+
+
+def _log_line(tz: Any, text: str) -> str:
+    """A line in the log's own format, for a line gitsync appends to the committed log."""
+    return f"{logs.stamp(datetime.now(tz))} | WARNING  | {logs.ORCHESTRATOR} | {text}\n"
+
+
+def _rename(config: Config, result: RunResult, run_id: str) -> None:
+    """From the rename on, the run is known by its new id everywhere: the step
+    summary and its link, the step outputs, the console."""
+    result.run_id = run_id
+    result.log_path = config.log_dir / runid.log_name(run_id)
+    result.record_path = config.log_dir / runid.record_name(run_id)
+    result.record = dict(result.record, run_id=run_id,
+                         log_file=_relative(result.log_path, config.root))
 
 
 def renamed_record(content: bytes, run_id: str, log_file: str) -> bytes:
@@ -318,7 +393,6 @@ def _run_modules(
             continue
         where = f"[{position}/{len(plan.modules)}]"
         actions.start_group(f"{where} {spec.name}")
-        actions.begin_untrusted()  # ended, with the group, by end_group()
         try:
             logger.bind(module=spec.name).info(f"{where} starting {spec.rel}")
             result = _run_one(spec, ctx, env, runlog, cancel)
@@ -328,7 +402,7 @@ def _run_modules(
         finally:
             actions.end_group()
         results.append(result)
-        stopped = result.status == "failed" and spec.critical
+        stopped = (result.status == "failed" and spec.critical) or bool(runlog.write_error)
     return results
 
 
@@ -341,7 +415,8 @@ def _run_one(
     output = partial(runlog.output, spec.name)
     first = outcome = execute.run_module(spec, ctx, module_env, output, cancel)
     attempts = 1
-    while status_of(outcome) == "failed" and attempts <= spec.retries and not outcome.interrupted:
+    while (status_of(outcome) == "failed" and attempts <= spec.retries
+           and not outcome.interrupted and not outcome.write_error):
         delay = spec.retry_delay_seconds
         log.warning(f"attempt {attempts} failed ({outcome.describe()}); retrying in {delay:g} s")
         if cancel.wait(delay):
@@ -412,15 +487,65 @@ def _finish(
     config: Config, plan: Plan, result: RunResult, options: Options, env: Mapping[str, str],
     masker: logs.Masker, backfill: Window | None,
 ) -> dict[str, Any]:
-    config_ok = _config_still_loads(config)
+    config_ok = result.config_ok = _config_still_loads(config)
     if not config_ok and result.status in ("success", "partial"):
         result.status = "failed"
-    run_dir = _close_run_dir(result.run_dir)
-    record = _mask(_record(config, plan, result, options, env, backfill, run_dir), masker)
+    record = _mask(_record(config, plan, result, options, env, backfill, result.run_dir), masker)
+    if result.status in REVIEWED:
+        result.review = _write_review(config, result, record, env, masker)
+    if _close_run_dir(result.run_dir) is None:
+        record["run_dir"] = None
     cfg.write_atomic(result.record_path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     _store_state(config, plan, result, options, backfill, config_ok)
     _farewell(result, record)
     return record
+
+
+def pipeline_name(config: Config, env: Mapping[str, str]) -> str:
+    return env.get("GITHUB_REPOSITORY") or config.root.resolve().name
+
+
+def _review(config: Config, result: RunResult, record: dict[str, Any],
+            env: Mapping[str, str], masker: logs.Masker) -> str:
+    from pipeline import notify
+
+    tails = {r.spec.name: r.last.stderr_tail for r in result.modules if r.last is not None}
+    return notify.review_report(record, tails, pipeline=pipeline_name(config, env),
+                                log_dir=config.log_dir, mask=masker)
+
+
+def _write_review(config: Config, result: RunResult, record: dict[str, Any],
+                  env: Mapping[str, str], masker: logs.Masker) -> str:
+    """runs/<run_id>/review.txt: what an operator reads first; committed with the run."""
+    from pipeline import notify
+
+    text = _review(config, result, record, env, masker)
+    path = notify.review_path(config.log_dir, result.run_id)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cfg.write_atomic(path, text)
+    except OSError as exc:
+        logger.error(f"could not write the review report {path}: {exc.strerror}")
+        return text
+    logger.info(f"review report: {_relative(path, config.root)}")
+    return text
+
+
+def _notify(config: Config, result: RunResult, options: Options, env: Mapping[str, str],
+            masker: logs.Masker, link: str | None) -> list[str]:
+    """Send the run to the channels that want its status; never changes the run."""
+    if not config.notify or not result.record:
+        return []
+    from pipeline import notify
+
+    review = result.review or _review(config, result, result.record, env, masker)
+    lines = notify.send(config.notify, result.record, review, env=env, log_path=result.log_path,
+                        log_link=link, mask=masker, dry_run=options.dry_run,
+                        pipeline=pipeline_name(config, env))
+    failed = set(notify.failures(lines))
+    for line in lines:
+        logger.log("WARNING" if line in failed else "INFO", f"notify: {line}")
+    return lines
 
 
 def _config_still_loads(config: Config) -> bool:

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import Project
+from conftest import REPO, Project
 
 from pipeline import config as cfg
 from pipeline import execute
@@ -26,15 +28,21 @@ def context(project: Project, **changes: object) -> RunContext:
 
 
 class Collected:
-    """The output sink: every batch of lines, in order."""
+    """The output sink: every line, in order, and which stream it came on."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.streams: list[str] = []
+        self.pieces = 0  # calls with a piece of a long line
         self.on_line: dict[str, object] = {}
 
-    def __call__(self, lines: list[str]) -> None:
-        for line in lines:
+    def __call__(self, stream: str, text: str) -> None:
+        if not text.endswith("\n"):
+            self.pieces += 1
+            text += "\n"
+        for line in text[:-1].split("\n"):
             self.lines.append(line)
+            self.streams.append(stream)
             action = self.on_line.get(line)
             if callable(action):
                 action()
@@ -170,8 +178,9 @@ def test_a_timeout_stops_the_module_and_its_grandchild(project: Project) -> None
     """, timeout=1)
     assert outcome.timed_out
     assert outcome.exit_code == -signal.SIGTERM
-    assert outcome.describe() == "timed out"
+    assert outcome.describe() == "timed out after 1 s"
     assert dies(int(pid_file.read_text()))
+    assert not outcome.stray_processes  # our own stop of the group is no leftover
 
 
 def test_a_module_that_ignores_sigterm_is_killed_after_the_grace(project: Project) -> None:
@@ -221,6 +230,14 @@ def test_a_module_killed_by_a_signal(project: Project) -> None:
     assert outcome.describe() == "killed by SIGKILL"
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGRTMIN"), reason="no real-time signals here")
+def test_a_module_killed_by_a_real_time_signal(project: Project) -> None:
+    outcome, _ = run(project, "rt.py", "import os\nos.kill(os.getpid(), 40)\n")
+    assert outcome.exit_code == -40
+    assert outcome.describe() == f"killed by signal 40 (SIGRTMIN+{40 - signal.SIGRTMIN})"
+    assert execute.signal_name(200) == "signal 200"
+
+
 def test_processes_left_behind_are_killed_and_reported(project: Project) -> None:
     pid_file = project.root / "daemon.pid"
     outcome, out = run(project, "d.sh", f"""
@@ -237,8 +254,14 @@ def test_processes_left_behind_are_killed_and_reported(project: Project) -> None
 def test_a_file_that_cannot_be_executed_is_a_failed_start(project: Project) -> None:
     outcome, _ = run(project, "x.bin", "\x7fnot really an executable\n", mode=0o755)
     assert outcome.exit_code is None
-    assert outcome.start_error
-    assert outcome.describe().startswith("could not start:")
+    assert outcome.describe() == ("could not start: Exec format error (add a #! line or use "
+                                  "a .py/.sh extension)")
+
+
+def test_a_missing_interpreter_is_a_failed_start_naming_it(project: Project) -> None:
+    outcome, _ = run(project, "y.run", "#!/nonexistent/interpreter\n", mode=0o755)
+    assert outcome.exit_code is None
+    assert "No such file or directory" in outcome.describe()
 
 
 def test_peak_rss_is_recorded(project: Project) -> None:
@@ -262,3 +285,173 @@ def test_no_descriptor_leaks_across_runs(project: Project) -> None:
     for _ in range(5):
         run(project, "n.py", "print('x')\n")
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def spec_of(project: Project, **changes: object) -> cfg.ModuleSpec:
+    path = project.module("a.py", "").resolve()
+    return cfg.module_spec(path, project.root, display="c", key="k", **changes)
+
+
+@pytest.mark.parametrize("asks", [False, True])
+def test_github_tokens_stay_out_unless_the_module_asks(project: Project, asks: bool) -> None:
+    base = {"GITHUB_TOKEN": "ghs_abc", "GH_TOKEN": "gho_def", "OTHER_TOKEN": "kept"}
+    env = execute.module_env(base, context(project), spec_of(project, github_token=asks))
+    assert ("GITHUB_TOKEN" in env, "GH_TOKEN" in env) == (asks, asks)
+    assert env["OTHER_TOKEN"] == "kept"
+    assert base["GITHUB_TOKEN"] == "ghs_abc"
+
+
+def test_a_module_really_does_not_see_the_token(project: Project) -> None:
+    outcome, out = run(project, "g.py", """
+        import os
+        print(os.environ.get("GITHUB_TOKEN", "absent"), os.environ.get("GH_TOKEN", "absent"))
+    """, env=dict(os.environ, GITHUB_TOKEN="ghs_abc", GH_TOKEN="gho_def"))
+    assert out.lines == ["absent absent"]
+
+
+def test_unbuffered_is_set_only_when_wanted_and_not_already_set(project: Project) -> None:
+    ctx = context(project)
+    assert execute.module_env({}, ctx, spec_of(project))["PYTHONUNBUFFERED"] == "1"
+    assert "PYTHONUNBUFFERED" not in execute.module_env({}, ctx, spec_of(project, unbuffered=False))
+    kept = execute.module_env({"PYTHONUNBUFFERED": "0"}, ctx, spec_of(project))
+    assert kept["PYTHONUNBUFFERED"] == "0"
+
+
+def test_window_and_run_dir_reach_the_module(project: Project) -> None:
+    ctx = context(project, window_start=datetime(2026, 11, 23, 5, tzinfo=timezone.utc),
+                  window_end=datetime(2026, 11, 23, 6, tzinfo=timezone.utc),
+                  run_dir=project.log_dir / "runs" / "20261123_06h00")
+    env = execute.module_env({}, ctx, spec_of(project))
+    assert env["PIPELINE_WINDOW_START"] == "2026-11-23T05:00:00+00:00"
+    assert env["PIPELINE_WINDOW_END"] == "2026-11-23T06:00:00+00:00"
+    assert env["PIPELINE_RUN_DIR"] == str(project.log_dir / "runs" / "20261123_06h00")
+
+
+def test_what_a_module_prints_is_made_inert(project: Project) -> None:
+    """What a GitHub runner or a terminal would act on: bare CRs, escapes, controls."""
+    outcome, out = run(project, "z.py", r"""
+        import sys
+        w = sys.stdout.buffer.write
+        w(b"progress 10%\r::stop-commands::x\n")
+        w(b"\x1b[31mred\x1b[0m and \x1b]0;title\x07plain \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\\n")
+        w(b"bell\x07 nul\x00 del\x7f tab\tesc\x1b\n")
+        w("c1 \u009b31m csi and \u0085 nel\n".encode())
+        w(b"crlf\r\n")
+        w(b"clean line\n")
+        sys.stderr.buffer.write(b"err\x1b[1m bold\r\n")
+        sys.exit(1)
+    """)
+    assert out.lines == [
+        "::stop-commands::x",
+        "red and plain link",
+        r"bell\x07 nul\x00 del\x7f tab" + "\t" + r"esc\x1b",
+        r"c1  csi and \x85 nel",
+        "crlf",
+        "clean line",
+        "err bold",
+    ]
+    assert outcome.stderr_tail == ("err bold",)
+
+
+def test_stdout_and_stderr_are_told_apart(project: Project) -> None:
+    _, out = run(project, "s.py", """
+        import sys
+        print("to out", flush=True)
+        print("to err", file=sys.stderr, flush=True)
+    """)
+    assert out.lines == ["to out", "to err"]
+    assert out.streams == ["stdout", "stderr"]
+
+
+def test_a_long_line_is_cut_into_pieces_that_keep_utf8_whole(project: Project) -> None:
+    _, out = run(project, "u.py", """
+        import sys
+        sys.stdout.write("é" * (3 * 1024 * 1024 // 2 + 1) + "\\n")
+    """)
+    assert out.pieces >= 2
+    assert "".join(out.lines) == "é" * (3 * 1024 * 1024 // 2 + 1)
+
+
+def test_the_stderr_tail_is_capped_in_lines_and_size(project: Project) -> None:
+    outcome, _ = run(project, "t.py", """
+        import sys
+        for i in range(3):
+            sys.stderr.write(str(i) * 3_000_000 + "\\n")
+        for i in range(20):
+            sys.stderr.write(f"short {i}\\n")
+        sys.stderr.write("x" * 2000 + "\\n")
+        sys.exit(2)
+    """)
+    tail = outcome.stderr_tail
+    assert len(tail) <= execute.STDERR_TAIL_LINES
+    assert sum(len(line) for line in tail) <= execute.STDERR_TAIL_CHARS
+    assert tail[-1] == "x" * execute.STDERR_LINE_CHARS + execute.CUT_MARK
+    assert tail[-2] == "short 19"
+
+
+SUBREAPER_DRIVER = """
+import json, os, sys
+from datetime import datetime, timezone
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from pipeline import config as cfg, execute
+assert execute.become_subreaper()
+root, module = Path(sys.argv[2]), Path(sys.argv[3])
+spec = cfg.module_spec(module, root, display="c", key="k")
+ctx = execute.RunContext(run_id="r", config_path=root / "config.json", log_dir=root, root=root,
+                         tz=timezone.utc, last_run_date=None, started=datetime.now(timezone.utc))
+with execute.Cancel() as cancel:
+    outcome = execute.run_module(spec, ctx, dict(os.environ), lambda stream, text: None, cancel)
+print(json.dumps([outcome.exit_code, outcome.stray_processes]))
+"""
+
+
+def run_as_subreaper(project: Project, name: str, code: str) -> tuple[int, bool]:
+    """Run a module from a process of its own: becoming a subreaper lasts for a
+    process's life, and should not change how the rest of the tests run."""
+    module = project.module(name, code).resolve()
+    done = subprocess.run([sys.executable, "-c", SUBREAPER_DRIVER, str(REPO), str(project.root),
+                           str(module)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    exit_code, strays = json.loads(done.stdout)
+    return exit_code, strays
+
+
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_CHILD_SUBREAPER is Linux's")
+
+
+@linux_only
+def test_a_process_that_left_the_group_with_setsid_is_killed_too(project: Project) -> None:
+    pid_file = project.root / "escaped.pid"
+    assert run_as_subreaper(project, "d.py", f"""
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:  # a child of the escapee: in its new group
+                time.sleep(600)
+            open({str(pid_file)!r}, "w").write(str(os.getpid()))
+            time.sleep(600)
+        while not os.path.exists({str(pid_file)!r}):
+            time.sleep(0.01)
+    """) == (0, True)
+    assert dies(int(pid_file.read_text()))
+
+
+@linux_only
+def test_leftover_zombies_are_reaped_and_not_reported(project: Project) -> None:
+    """A child that exited but was never waited for is no process left running."""
+    assert run_as_subreaper(project, "z.py", """
+        import subprocess, sys
+        subprocess.Popen([sys.executable, "-c", "pass"]).wait()
+        child = subprocess.Popen([sys.executable, "-c", "pass"])
+        import os; os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+    """) == (0, False)
+
+
+@linux_only
+def test_become_subreaper_says_whether_it_worked() -> None:
+    done = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                           "from pipeline import execute; print(execute.become_subreaper(), "
+                           "execute.become_subreaper())", str(REPO)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "True"]

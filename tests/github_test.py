@@ -266,18 +266,29 @@ def test_the_runner_acts_on_no_command_a_module_prints(project: Project, tmp_pat
     acted = Runner().feed(result.stdout) + Runner().feed(result.stderr)
     names = [c.name for c in acted]
     tokens = [c.data for c in acted if c.name == "stop-commands"]
-    assert len(tokens) == 2 and len(set(tokens)) == 2 and all(len(t) == 32 for t in tokens)
-    ours = {"group", "endgroup", "stop-commands", "warning", *tokens}
+    assert len(set(tokens)) == len(tokens) and all(len(t) == 32 for t in tokens)
+    ours = {"group", "endgroup", "stop-commands", "warning", "error", *tokens}
     assert set(names) <= ours, [c.line for c in acted if c.name not in ours]
+    # The module's own ::warning:: and ::error:: lines are annotations we make, titled
+    # with its name; its failure is a warning (it is non-critical).
+    assert [c.line for c in acted if c.name in ("warning", "error")] == [
+        "::warning title=1.hostile::legit", "::error title=1.hostile::from stderr",
+        "::warning title=1.hostile::1.hostile (non-critical) failed: exit code 3; "
+        "last stderr line: ::error::from stderr"]
     assert [c.data for c in acted if c.name == "group"] == ["[1/2] 1.hostile", "[2/2] 2.after"]
     assert names.count("endgroup") == 2
-    spans = [name for name in names if name not in ("warning", "notice", "error")]
-    assert spans == ["group", "stop-commands", tokens[0], "endgroup",
-                     "group", "stop-commands", tokens[1], "endgroup"]
-    # Without the spans the runner would act on the module's lines: the model sees them.
+    # The fence holds from the first line to the last: each of our commands is a
+    # resume with the current token, the command, and a new fence.
+    assert names[0] == "stop-commands" and names[-1] == tokens[-1]
+    for i, name in enumerate(names):
+        if name in ("group", "endgroup", "warning", "error"):
+            assert names[i - 1] in tokens and names[i + 1] == "stop-commands", names[i - 1:i + 2]
+    # Without the spans the runner would act on the module's lines: the model sees them
+    # (but for the bare CR's line: sanitising keeps only what follows the CR, after our prefix).
     unguarded = "\n".join(ln for ln in result.stdout.splitlines()
                           if not any(t in ln for t in tokens)) + "\n"
-    assert ("stop-commands", "x") in [(c.name, c.data) for c in Runner().feed(unguarded)]
+    assert "| 1.hostile | ::stop-commands::x" in unguarded
+    assert ("stop-commands", "x") not in [(c.name, c.data) for c in Runner().feed(unguarded)]
     unstopped = unguarded.replace("::stop-commands::x", "")
     hijacked = {c.name for c in Runner().feed(unstopped)}
     assert {"error", "add-path", "set-output"} <= hijacked
@@ -290,18 +301,25 @@ def test_the_runner_acts_on_no_command_a_module_prints(project: Project, tmp_pat
             ({"title": "1.hostile"}, failure), ({"title": "1.hostile"}, "legit")), warning.line
 
 
-def test_stop_commands_spans_enclose_each_module(project: Project, tmp_path: Path) -> None:
+def test_the_fence_encloses_the_whole_run(project: Project, tmp_path: Path) -> None:
     project.module("1.a.py", "print('one')\n")
     project.module("2.b.py", "print('two')\n")
     project.config({})
     lines = project.run("--no-push", env=actions_env(tmp_path)).stdout.splitlines()
-    starts = [i for i, ln in enumerate(lines) if ln.startswith("::stop-commands::")]
-    assert len(starts) == 2
-    for start, text in zip(starts, ("one", "two"), strict=True):
-        token = lines[start].removeprefix("::stop-commands::")
-        end = lines.index(f"::{token}::")
-        assert lines[start - 1].startswith("::group::") and lines[end + 1] == "::endgroup::"
-        assert any(ln.endswith(f"| {text}") for ln in lines[start:end])
+    assert lines[0].startswith("::stop-commands::")
+    token = None
+    for line in lines:  # every line is inside a fence but our own commands
+        if line.startswith("::stop-commands::"):
+            assert token is None
+            token = line.removeprefix("::stop-commands::")
+        elif token is not None and line == f"::{token}::":
+            token = None
+        elif line.startswith("::"):
+            assert token is None, line  # our command: the fence was lifted for it
+        else:
+            assert token is not None, line  # text: inside the fence
+    assert token is None  # lifted at the end, for the steps after this one
+    assert any(ln.endswith("| 1.a | one") for ln in lines)
 
 
 def test_the_runner_model_follows_the_runners_rules() -> None:
@@ -336,24 +354,25 @@ def annotations(text: str) -> list[tuple[str, str, str]]:
             if c.name in ("error", "warning", "notice")]
 
 
-def test_module_annotations_wait_for_the_end_of_the_span(
+def test_a_module_annotation_lifts_the_fence_for_its_line_alone(
         capsys: pytest.CaptureFixture[str]) -> None:
     actions = github.Actions({"GITHUB_ACTIONS": "true"}, lambda t: t.replace("s3cret", "***"))
-    actions.start_group("[1/1] 1.load")
     actions.begin_untrusted()
+    actions.start_group("[1/1] 1.load")
     actions.module_command("1.load", "warning", {"file": "a.csv", "line": "3"}, "odd: row, s3cret")
     actions.module_command("1.load", "notice", {"title": "Rows"}, "12 rows")
     actions.module_command("1.load", "debug", {}, "not an annotation")
-    during = capsys.readouterr().out
-    assert during.startswith("::group::[1/1] 1.load\n::stop-commands::")
-    assert "warning" not in during and "notice" not in during
     actions.end_group()
+    actions.end_untrusted()
     lines = capsys.readouterr().out.splitlines()
-    token = during.splitlines()[1].removeprefix("::stop-commands::")
-    assert lines == [f"::{token}::",
-                     "::warning title=1.load,file=a.csv,line=3::odd: row, ***",
-                     "::notice title=Rows::12 rows",
-                     "::endgroup::"]
+    commands = [ln for ln in lines if not ln.startswith("::stop-commands::")
+                and not (ln.startswith("::") and ln.endswith("::") and len(ln) == 36)]
+    assert commands == ["::group::[1/1] 1.load",
+                        "::warning title=1.load,file=a.csv,line=3::odd: row, ***",
+                        "::notice title=Rows::12 rows",
+                        "::endgroup::"]
+    assert Runner().feed("\n".join(lines) + "\n") and not any(
+        c.name == "debug" for c in Runner().feed("\n".join(lines) + "\n"))
 
 
 def test_module_and_failure_annotations_share_the_cap(

@@ -316,7 +316,10 @@ def http_remote(remote: Path, tmp_path: Path) -> Path:
 def test_token_push_over_http_never_leaks_the_token(http_remote: Path, tmp_path: Path) -> None:
     bare = http_remote
     project = clone(bare, "work clone")
-    project.module("1.a.py", "import os; print('token is', os.environ['GITHUB_TOKEN'])\n")
+    project.module("1.a.py", "import base64, os; t = os.environ['GITHUB_TOKEN']; print('token is', t)"
+                   "; print(base64.b64encode(b'x-access-token:' + t.encode()).decode())\n")
+    project.config(project.read_config(), modules=[{"path": "modules/1.a.py", "github_token": True}])
+    git(project.root, "commit", "-qam", "the module may read the token")
     with git_http_server(tmp_path, TOKEN) as server:
         result = project.run(env=token_env(server.url, TOKEN))
         assert result.returncode == EXIT_OK, result.stdout + result.stderr

@@ -1,0 +1,69 @@
+"""Signals at any instant of the orchestrator's life: starting, running, finishing.
+Each outcome is one of the contract's, never a traceback or a death by signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import Project
+
+from pipeline.codes import EXIT_INTERRUPTED, EXIT_OK
+
+# Delays spread over the start (imports, config, lock) and into the run.
+DELAYS = (0.0, 0.005, 0.01, 0.02, 0.04, 0.07, 0.1, 0.14, 0.2, 0.3)
+
+
+def wait_until_caught(pid: int, signum: int) -> None:
+    """Until the process has a handler for `signum` (/proc/PID/status, SigCgt): before
+    that the interpreter itself is still starting, and no code of ours can answer."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            status = open(f"/proc/{pid}/status").read()
+        except FileNotFoundError:
+            return
+        caught = int(status.split("SigCgt:")[1].split()[0], 16)
+        if caught & (1 << (signum - 1)):
+            return
+        time.sleep(0.0005)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_starting_or_running_exits_130_quietly(project: Project,
+                                                               signum: int) -> None:
+    project.module("1.wait.sh", "sleep 60\n")
+    project.config({})
+    for delay in DELAYS:
+        proc = subprocess.Popen(project.command(), cwd=project.root, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        wait_until_caught(proc.pid, signal.SIGTERM)  # orchestrator.py's first line ran
+        time.sleep(delay)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_INTERRUPTED, (delay, proc.returncode, err)
+        assert "Traceback" not in err and "Traceback" not in out, (delay, err)
+
+
+def test_a_signal_after_the_run_does_not_change_its_exit_code(project: Project) -> None:
+    # The module waits for the signal to have been sent before it ends: a SIGTERM to
+    # the orchestrator alone, while the module runs, would interrupt; so the module
+    # ignores nothing and the signal is sent after the record exists.
+    project.module("1.a.py", "print('done')\n")
+    project.config({})
+    proc = subprocess.Popen(project.command(), cwd=project.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    record = project.log_dir
+    deadline = time.monotonic() + 60
+    while not list(record.glob("workflow_*.json")) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (EXIT_OK, EXIT_INTERRUPTED), (proc.returncode, err)
+    assert proc.returncode != -signal.SIGTERM
+    assert "Traceback" not in err
+    assert project.record()["status"] == "success"

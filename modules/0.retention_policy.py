@@ -1,10 +1,14 @@
-"""Delete old runs' logs and records, and old data files, under the log folder.
+"""Delete old runs (logs, records, run folders) and old data files under the log folder.
 
 Settings: "retention": {"days": 30, "keep_last": 10, "keep": ["data/*"]}.
 
-- A run is its log and its record (`workflow_<run id>.log` / `.json`). It is
-  deleted when the time in its run id is more than `days` before this run's
-  start, unless it is one of the newest `keep_last` runs, or this run.
+- A run is its log, its record and its folder (`workflow_<run id>.log` /
+  `.json`, `runs/<run id>/`). It is deleted when the time in its run id is more
+  than `days` before this run's start, unless it is one of the newest
+  `keep_last` runs, or this run. A run folder goes whole, with its run; one
+  with no log or record of its own is aged by its name like any run.
+  `runs/latest` stays while it points at a kept run; a `latest` left pointing
+  at nothing is removed.
 - A data file is any file under `data/`. It is deleted when it was last
   modified more than `days` ago and before the oldest run that is kept, unless
   its path (relative to the log folder) matches a `keep` pattern (`*` does not
@@ -13,11 +17,14 @@ Settings: "retention": {"days": 30, "keep_last": 10, "keep": ["data/*"]}.
   pipeline's state. What piles up below them (`data/quarantine/`, folders of
   dated outputs) ages out. Folders left empty are removed.
 - Nothing outside the log folder is touched, a symlink is never followed nor
-  deleted, and "exactly `days` old" is kept.
+  deleted (but for a dangling `runs/latest`), and "exactly `days` old" is kept.
 
 Exit 0 when it deleted something, 10 when there was nothing to delete, 1 when
 a file could not be deleted, 2 on a bad setting. PIPELINE_DRY_RUN=1 lists what
 it would delete and deletes nothing.
+
+The cost is linear in the number of files: each run id is parsed once, and
+each folder's real location is looked up once, not each file's.
 """
 
 from __future__ import annotations
@@ -25,51 +32,163 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import shutil
 import stat
 import sys
-from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import _common as common
 
 DEFAULTS: dict[str, Any] = {"days": 30, "keep_last": 10, "keep": ["data/*"]}
-RUN_FILE = re.compile(r"^workflow_((\d{8}_\d{2}h\d{2})(?:_\d+)?)\.(?:log|json)$")
+
+# The run id's shape, as the orchestrator writes it (README.md, "Logs and run
+# records"): the minute the run started, then `_N` (N >= 2) when that minute was
+# taken. This program keeps its own parser; a test checks that it agrees with
+# the orchestrator's.
+STUB_FORMAT = "%Y%m%d_%Hh%M"
+RUN_ID = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})_([0-9]{2})h([0-9]{2})(?:_([1-9][0-9]*))?")
+PREFIX = "workflow_"
+SUFFIXES = (".log", ".json")
+RUNS = "runs"
+LATEST = "latest"
 
 
-@dataclass(frozen=True)
-class Doomed:
-    path: Path
+def parse_run_id(text: str) -> tuple[datetime, int]:
+    """(the minute, naive; n): `20261123_06h00_3` -> (2026-11-23 06:00, 3).
+
+    ValueError for anything that is not a run id, such as a 30th of February.
+    """
+    match = RUN_ID.fullmatch(text)
+    if not match:
+        raise ValueError(f"not a run id: {text!r}")
+    year, month, day, hour, minute, n = match.groups()
+    return datetime(int(year), int(month), int(day), int(hour), int(minute)), int(n or 1)
+
+
+def run_id_of_file(name: str) -> str | None:
+    """The run id of a log or record file name, or None for any other name."""
+    candidate = shaped_like_run_file(name)
+    return checked_run_id(candidate) if candidate else None
+
+
+def shaped_like_run_file(name: str) -> str | None:
+    """What would be the run id of a log or record; not yet checked to be a real minute."""
+    if not name.startswith(PREFIX):
+        return None
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return name[len(PREFIX):-len(suffix)]
+    return None
+
+
+def checked_run_id(text: str) -> str | None:
+    try:
+        parse_run_id(text)
+    except ValueError:
+        return None
+    return text
+
+
+# Plain classes, not dataclasses: importing `dataclasses` (inspect, ast) costs
+# more than parsing a thousand run ids, and this module runs on every run.
+class Run:
+    """What is on disk of one run: files directly in the log folder, and its folder."""
+
+    __slots__ = ("started", "n", "files", "folder")
+
+    def __init__(self, started: datetime, n: int) -> None:
+        self.started = started  # naive, in the config's time zone
+        self.n = n
+        self.files: list[os.DirEntry[str]] = []
+        self.folder: os.DirEntry[str] | None = None
+
+
+class Doomed(NamedTuple):
+    """A file, or a run folder, to delete. Paths are strings: pathlib would cost
+    more than the deleting itself when there are thousands."""
+
+    path: str
+    relative: str  # to the log folder, with "/"
     why: str
     size: int
+    folder: bool = False  # a run folder, deleted whole
 
 
-def run_files(folder: Path) -> dict[str, list[Path]]:
-    """Logs and records directly in the log folder, by run id; not symlinks."""
-    runs: dict[str, list[Path]] = {}
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            match = RUN_FILE.match(entry.name)
-            if match and entry.is_file(follow_symlinks=False):
-                runs.setdefault(match.group(1), []).append(Path(entry.path))
+def find_runs(log_dir: Path) -> dict[str, Run]:
+    """Every run by id: its logs and records, and its folder under runs/; not symlinks."""
+    runs: dict[str, Run] = {}
+    for entry in scan(log_dir):
+        # run_entry parses the id, once per run: not run_id_of_file, which parses per file.
+        run_id = shaped_like_run_file(entry.name)
+        if run_id and entry.is_file(follow_symlinks=False) and (run := run_entry(runs, run_id)):
+            run.files.append(entry)
+    folder = log_dir / RUNS
+    if folder.is_symlink():
+        print(f"{RUNS}/ is a symlink: its run folders are not pruned")
+        return runs
+    for entry in scan(folder):
+        if entry.is_dir(follow_symlinks=False) and (run := run_entry(runs, entry.name)):
+            run.folder = entry
     return runs
 
 
-def run_time(run_id: str, zone: tzinfo) -> datetime:
-    return datetime.strptime(run_id[:14], "%Y%m%d_%Hh%M").replace(tzinfo=zone)
+def scan(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
-def old_runs(runs: dict[str, list[Path]], now: datetime, policy: dict[str, Any],
-             zone: tzinfo) -> tuple[list[str], datetime]:
-    """The run ids to delete, and the start of the oldest run that is kept."""
-    newest_first = sorted(runs, key=lambda r: (run_time(r, zone), r), reverse=True)
+def run_entry(runs: dict[str, Run], run_id: str) -> Run | None:
+    """The run of this id, added if new; None if `run_id` is not one (a 30th of
+    February has a run id's shape, but no run has it)."""
+    run = runs.get(run_id)
+    if run is None:
+        try:
+            started, n = parse_run_id(run_id)
+        except ValueError:
+            return None
+        run = runs[run_id] = Run(started, n)
+    return run
+
+
+def old_runs(runs: dict[str, Run], now: datetime, policy: dict[str, Any]
+             ) -> tuple[list[str], datetime]:
+    """The run ids to delete, oldest first, and the start of the oldest run that is kept."""
+    newest_first = sorted(runs, key=lambda r: (runs[r].started, runs[r].n), reverse=True)
     this_run = common.run_id()
-    minute = now.replace(second=0, microsecond=0)  # run ids are to the minute
+    # Run ids are to the minute, so is the comparison; "exactly `days` old" is kept.
+    cutoff = now.replace(second=0, microsecond=0, tzinfo=None) - timedelta(days=policy["days"])
     too_old = [r for r in newest_first[policy["keep_last"]:]
-               if r != this_run and minute - run_time(r, zone) > timedelta(days=policy["days"])]
-    kept = [run_time(r, zone) for r in newest_first if r not in too_old]
-    return too_old, min(kept, default=now)
+               if r != this_run and runs[r].started < cutoff]
+    doomed = set(too_old)
+    kept = [runs[r].started for r in newest_first if r not in doomed]
+    oldest_kept = min(kept).replace(tzinfo=now.tzinfo) if kept else now
+    return too_old[::-1], oldest_kept
+
+
+def run_doomed(run_id: str, run: Run) -> list[Doomed]:
+    why = f"run of {run.started:%Y-%m-%d %H:%M}"
+    doomed = [Doomed(entry.path, entry.name, why, entry.stat(follow_symlinks=False).st_size)
+              for entry in sorted(run.files, key=lambda e: e.name)]
+    if run.folder is not None:
+        path = run.folder.path
+        doomed.append(Doomed(path, f"{RUNS}/{run_id}/", why, tree_size(path), folder=True))
+    return doomed
+
+
+def tree_size(folder: str) -> int:
+    total = 0
+    for parent, _, files in os.walk(folder, followlinks=False):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(parent, name)).st_size
+            except OSError:
+                continue
+    return total
 
 
 def kept_by_pattern(relative: str, patterns: list[str]) -> bool:
@@ -85,82 +204,156 @@ def old_data(log_dir: Path, cutoff: datetime, keep: list[str]) -> list[Doomed]:
     if top.is_symlink():
         print("data/ is a symlink: its files are not pruned")
         return []
+    limit = cutoff.timestamp()
     for folder, _, files in os.walk(top, followlinks=False):
+        prefix = os.path.relpath(folder, log_dir).replace(os.sep, "/") + "/"
         for name in files:
-            path = Path(folder, name)
-            info = path.lstat()
-            if not stat.S_ISREG(info.st_mode) or kept_by_pattern(
-                    path.relative_to(log_dir).as_posix(), keep):
+            path = os.path.join(folder, name)
+            info = os.lstat(path)
+            if info.st_mtime >= limit or not stat.S_ISREG(info.st_mode) or kept_by_pattern(
+                    prefix + name, keep):
                 continue
             changed = datetime.fromtimestamp(info.st_mtime, cutoff.tzinfo)
-            if changed < cutoff:
-                doomed.append(Doomed(path, f"last changed {changed:%Y-%m-%d %H:%M}",
-                                     info.st_size))
+            doomed.append(Doomed(path, prefix + name, f"last changed {changed:%Y-%m-%d %H:%M}",
+                                 info.st_size))
     return doomed
 
 
-def inside(path: Path, folder: Path) -> bool:
-    """Whether `path`'s real location is in `folder`'s: no way out through a link."""
-    real_parent = Path(os.path.realpath(path.parent))
-    return real_parent == folder or folder in real_parent.parents
+def shown(relative: str) -> str:
+    """A path for messages: a name that is not UTF-8 is shown with its odd bytes escaped."""
+    return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def delete(doomed: list[Doomed], log_dir: Path) -> int:
-    """Delete (or, in a dry run, list) each file; the number that could not be."""
-    real_log_dir, failures = Path(os.path.realpath(log_dir)), 0
-    verb = "would delete" if common.dry_run() else "deleting"
-    for item in doomed:
-        relative = item.path.relative_to(log_dir).as_posix()
-        if not inside(item.path, real_log_dir) or item.path.is_symlink():
-            print(f"not deleting {relative}: it leads out of the log folder", file=sys.stderr)
-            failures += 1
-            continue
-        print(f"{verb} {relative} ({item.why})")
-        if common.dry_run():
-            continue
+class Deleter:
+    """Deletes (or, in a dry run, lists) paths in the log folder, never through a link.
+
+    `os.unlink` removes a link, not what it points at, and `shutil.rmtree`
+    refuses a link and does not follow those inside; what is left to check is
+    that no folder on the way is a link out of the log folder.
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        self.real_log_dir = os.path.realpath(log_dir)
+        self.dry_run = common.dry_run()
+        self.verb = "would delete" if self.dry_run else "deleting"
+        self.real_parents: dict[str, bool] = {}
+        self.lines: list[str] = []
+        self.failed: set[str] = set()
+
+    def inside(self, path: str) -> bool:
+        """Whether `path`'s folder really is in the log folder (one look per folder)."""
+        parent = os.path.dirname(path.rstrip(os.sep))
+        if parent not in self.real_parents:
+            real = os.path.realpath(parent)
+            self.real_parents[parent] = real == self.real_log_dir or real.startswith(
+                self.real_log_dir.rstrip(os.sep) + os.sep)
+        return self.real_parents[parent]
+
+    def delete(self, item: Doomed) -> None:
+        if not self.inside(item.path):
+            self.fail(item, f"not deleting {shown(item.relative)}: it leads out of the log folder")
+            return
+        self.lines.append(f"{self.verb} {shown(item.relative)} ({item.why})")
+        if self.dry_run:
+            return
         try:
-            item.path.unlink()
+            if item.folder:
+                shutil.rmtree(item.path)
+            else:
+                os.unlink(item.path)
         except OSError as exc:
-            print(f"cannot delete {relative}: {exc.strerror}", file=sys.stderr)
-            failures += 1
-    return failures
+            self.fail(item, f"cannot delete {shown(item.relative)}: {exc.strerror or exc}")
+
+    def fail(self, item: Doomed, message: str) -> None:
+        self.flush()
+        print(message, file=sys.stderr)
+        self.failed.add(item.path)
+
+    def note(self, line: str) -> None:
+        self.lines.append(line)
+
+    def flush(self) -> None:
+        """One write for many lines: a prune of thousands of files is not thousands of writes."""
+        if self.lines:
+            sys.stdout.write("\n".join(self.lines) + "\n")
+            sys.stdout.flush()
+            self.lines.clear()
 
 
-def remove_emptied_folders(doomed: list[Doomed], top: Path) -> None:
-    """Folders below `top` that deleting `doomed` left empty (deepest first)."""
-    folders = {parent for item in doomed for parent in item.path.parents if top in parent.parents}
-    for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
-        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
-            folder.rmdir()
-            print(f"removed the empty folder {folder.relative_to(top.parent).as_posix()}")
+def dangling_latest(log_dir: Path, deleter: Deleter, doomed: list[Doomed]) -> None:
+    """Remove `runs/latest` if it points at nothing once `doomed` is gone."""
+    latest = log_dir / RUNS / LATEST
+    if not latest.is_symlink():
+        return
+    gone = {os.path.normpath(item.path) for item in doomed if item.folder}
+    target = os.path.normpath(os.path.join(latest.parent, os.readlink(latest)))
+    if target in gone or not os.path.exists(latest):
+        what = "it would point at nothing" if deleter.dry_run else "it points at nothing"
+        deleter.note(f"{deleter.verb} {RUNS}/{LATEST} ({what})")
+        if not deleter.dry_run:
+            latest.unlink(missing_ok=True)
 
 
-def main() -> int:
+def remove_emptied_folders(deleted: list[Doomed], log_dir: Path, deleter: Deleter) -> None:
+    """Folders below data/ that deleting `deleted` left empty (deepest first)."""
+    top = os.path.join(log_dir, "data")
+    folders: set[str] = set()
+    for item in deleted:
+        folder = os.path.dirname(item.path)
+        while folder.startswith(top + os.sep) and folder not in folders:
+            folders.add(folder)
+            folder = os.path.dirname(folder)
+    for folder in sorted(folders, key=lambda path: path.count(os.sep), reverse=True):
+        if os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+            relative = os.path.relpath(folder, log_dir).replace(os.sep, "/")
+            deleter.note(f"removed the empty folder {shown(relative)}")
+
+
+def read_policy() -> dict[str, Any]:
     policy = common.section("retention", DEFAULTS)
     if not all(isinstance(p, str) for p in policy["keep"]):
         raise common.SettingsError(f"{common.config_path().name}: retention.keep: "
                                    "must be a list of patterns")
+    return policy
+
+
+def main() -> int:
+    policy = read_policy()
     log_dir, zone = common.log_dir(), common.zone()
     now = common.run_started().astimezone(zone)
-    runs = run_files(log_dir)
-    too_old, oldest_kept = old_runs(runs, now, policy, zone)
-    doomed = [Doomed(path, f"run of {run_time(r, zone):%Y-%m-%d %H:%M}", path.stat().st_size)
-              for r in too_old for path in sorted(runs[r])]
+    runs = find_runs(log_dir)
+    too_old, oldest_kept = old_runs(runs, now, policy)
+    doomed = [item for r in too_old for item in run_doomed(r, runs[r])]
     cutoff = min(now - timedelta(days=policy["days"]), oldest_kept)
     data = old_data(log_dir, cutoff, policy["keep"])
     doomed += data
-    if not doomed:
+    deleter = Deleter(log_dir)
+    dangling_latest(log_dir, deleter, doomed)  # before the folders go: it reads the link
+    if not doomed and not deleter.lines:
         print(f"nothing to delete: no run older than {policy['days']} days beyond the newest "
               f"{policy['keep_last']}, no data file older than that")
         return common.SKIP
-    failures = delete(doomed, log_dir)
-    if not common.dry_run():
-        remove_emptied_folders(data, log_dir / "data")
-    files = common.counted(len(doomed) - failures, "file")
-    size = common.size_text(sum(item.size for item in doomed))
+    for item in doomed:
+        deleter.delete(item)
+    deleted = [item for item in doomed if item.path not in deleter.failed]
+    if not deleter.dry_run:
+        remove_emptied_folders([item for item in data if item.path not in deleter.failed],
+                               log_dir, deleter)
+    deleter.flush()
+    summarize(deleted, too_old, data, deleter.dry_run)
+    return common.FAILED if deleter.failed else 0
+
+
+def summarize(deleted: list[Doomed], too_old: list[str], data: list[Doomed],
+              dry_run: bool) -> None:
+    files = common.counted(sum(not item.folder for item in deleted), "file")
+    folders = sum(item.folder for item in deleted)
+    if folders:
+        files += f" and {common.counted(folders, 'run folder')}"
+    size = common.size_text(sum(item.size for item in deleted))
     what = f"{common.counted(len(too_old), 'old run')}, {common.counted(len(data), 'data file')}"
-    print(f"{'would delete' if common.dry_run() else 'deleted'} {files} ({size}): {what}")
-    return common.FAILED if failures else 0
+    print(f"{'would delete' if dry_run else 'deleted'} {files} ({size}): {what}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ Reads the file that 1.file_retrieval recorded for the source (default
 - `<id>.summary.json`: rows in, rows out, duplicates dropped, rows rejected,
   the date range, and the checksum of the input it was made from.
 
+Before it replaces them, it keeps the last good outputs as `<name>.previous`
+(modules/_previous.py), so that its recovery script, modules/rollback.py, can
+put them back if it fails half way (a timeout, a full disk).
+
 Settings: "transform": {"source": "seattle-weather", "max_rejected_fraction": 0.05}.
 More rejected rows than that fraction fail the module and write nothing: a
 source that changed shape should stop the pipeline, not thin out its output.
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import _common as common
+import _previous as previous
 
 DEFAULTS: dict[str, Any] = {"source": "seattle-weather", "max_rejected_fraction": 0.05}
 COLUMNS = ("date", "precipitation", "temp_max", "temp_min", "wind", "weather")
@@ -139,22 +144,31 @@ def csv_bytes(header_row: list[str], rows: list[list[Any]]) -> bytes:
     return buffer.getvalue().encode()
 
 
+def outputs(stem: str) -> list[str]:
+    """The files written for one source, in the order they are written: the summary,
+    which says what the input was, last."""
+    return [f"{stem}.clean.csv", f"{stem}.rejected.csv", f"{stem}.summary.json"]
+
+
 def write(folder: Path, stem: str, result: Result, summary: dict[str, Any]) -> None:
+    clean_name, rejected_name, summary_name = outputs(stem)
+    previous.keep(folder, stem, outputs(stem))
     clean = [[row[name] for name in COLUMNS] for row in result.rows]
-    common.write_atomic(folder / f"{stem}.clean.csv", csv_bytes(list(COLUMNS), clean))
-    rejected_path = folder / f"{stem}.rejected.csv"
+    common.write_atomic(folder / clean_name, csv_bytes(list(COLUMNS), clean))
+    rejected_path = folder / rejected_name
     if result.rejected:
         rows = [[line, why, *raw] for line, why, raw in result.rejected]
         common.write_atomic(rejected_path, csv_bytes(["line", "reason", "row..."], rows))
     else:
         rejected_path.unlink(missing_ok=True)
-    common.write_json(folder / f"{stem}.summary.json", summary)
+    common.write_json(folder / summary_name, summary)
 
 
 def input_file(folder: Path, source: str) -> Path:
     """The file retrieval recorded for `source` in its manifest."""
     entry = common.read_json(folder / "manifest.json", {}).get(source)
-    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) \
+            or "\0" in entry["file"]:
         return folder / f"{source}.csv"
     return folder / Path(entry["file"]).name
 
@@ -198,11 +212,16 @@ def main() -> int:
     if common.dry_run():
         print("dry run: nothing written")
         return 0
-    write(folder, stem, result, {
-        "input": source.name, "input_sha256": digest, "rows_in": result.rows_in,
-        "rows_out": len(result.rows), "duplicates_dropped": result.duplicates,
-        "rows_rejected": len(result.rejected), "date_range": result.date_range(),
-        "run_id": common.run_id()})
+    try:
+        write(folder, stem, result, {
+            "input": source.name, "input_sha256": digest, "rows_in": result.rows_in,
+            "rows_out": len(result.rows), "duplicates_dropped": result.duplicates,
+            "rows_rejected": len(result.rejected), "date_range": result.date_range(),
+            "run_id": common.run_id()})
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"{stem}: cannot write the outputs: {exc.strerror or exc}{where}", file=sys.stderr)
+        return common.FAILED
     return 0
 
 

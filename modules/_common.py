@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import math
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
@@ -62,13 +60,41 @@ def config_path() -> Path:
     return Path(variable("PIPELINE_CONFIG"))
 
 
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
 @functools.cache
 def settings() -> dict[str, Any]:
-    """The whole config file, read once; a module reads its own keys from it."""
+    """The whole config file, read once; a module reads its own keys from it.
+
+    `config.yaml` / `.yml` is read with PyYAML's safe_load, anything else as
+    JSON: the same keys either way (README.md, "Which file, and YAML").
+    """
+    path = config_path()
     try:
-        return json.loads(config_path().read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = parse_yaml(text) if path.suffix.lower() in YAML_SUFFIXES else json.loads(text)
+    except RecursionError:
+        raise SettingsError(f"{path}: cannot read it: nested too deep") from None
     except (OSError, ValueError) as exc:
-        raise SettingsError(f"{config_path()}: cannot read it: {exc}") from None
+        raise SettingsError(f"{path}: cannot read it: {exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: the top level must be an object (a mapping)")
+    return data
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML's own errors (with their line) as ValueError; imported only for a YAML config."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ValueError(f"{where}{exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(" ".join(str(exc).split())) from None
 
 
 def section(name: str, defaults: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +172,8 @@ def force() -> bool:
 
 
 def sha256_of(path: Path) -> str:
+    import hashlib  # here, not at the top: a module that hashes nothing starts faster
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -156,6 +184,8 @@ def sha256_of(path: Path) -> str:
 def temporary_beside(path: Path) -> Path:
     """A new empty file in `path`'s folder, hidden, to be renamed onto `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # here, not at the top: a module that writes nothing starts faster
+
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     return Path(name)
@@ -198,12 +228,19 @@ def write_json(path: Path, value: Any) -> None:
 def read_json(path: Path, default: Any) -> Any:
     """A JSON state file, or `default` if there is none; a broken one is an error."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return default
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: not valid JSON ({exc}); "
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
+        raise SettingsError(f"{path}: not valid JSON ({reason}); "
                             "move it away to start afresh") from None
+    if type(value) is not type(default):
+        raise SettingsError(f"{path}: not {KINDS.get(type(default), 'what it should be')}; "
+                            "move it away to start afresh")
+    return value
 
 
 def counted(count: int, noun: str) -> str:

@@ -120,7 +120,7 @@ STARTED = "2026-11-23T06:00:00+00:00"
 
 
 def stage_command(project: Project, name: str) -> list[str]:
-    for file in ("_common.py", name):
+    for file in (*sorted(p.name for p in SHIPPED.glob("_*.py")), name):
         (project.root / "modules" / file).write_bytes((SHIPPED / file).read_bytes())
     return [sys.executable, str(project.root / "modules" / name)]
 

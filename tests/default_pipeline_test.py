@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+import pytest
+from conftest import REPO, Project, stage_env
 
 
 def fresh_copy(tmp_path: Path) -> Path:
@@ -93,3 +94,128 @@ def test_a_bad_source_fails_the_run_and_says_why(tmp_path: Path) -> None:
     assert "ERROR    | 1.file_retrieval | " in log
     assert "seattle-weather: failed: no such file: " in log
     assert "last_run_date" not in json.loads((root / "config.json").read_text())
+
+
+# ---------------------------------------------------------------- a YAML config
+
+SHIPPED_YAML = """\
+# The shipped pipeline, configured in YAML: comments, an anchor, a block string.
+modules:
+  - modules/1.file_retrieval.py
+  - modules/2.transform_data.py
+  - {path: modules/0.retention_policy.py, critical: false}
+log_dir: data and logs
+timezone: Europe/Berlin
+defaults: &patient
+  timeout_seconds: 20
+  retries: 0
+sources:
+  - id: seattle-weather
+    url: sample_data/seattle-weather.csv
+    format: csv
+    <<: *patient
+retrieval: *patient
+transform:
+  source: seattle-weather
+  max_rejected_fraction: 0.05
+retention:
+  days: 30
+  keep_last: 10
+  keep: ["data/*"]
+about: |
+  A block string the modules ignore.
+"""
+
+
+def stage(root: Path, name: str, config: Path) -> subprocess.CompletedProcess[str]:
+    """A shipped module run as the orchestrator runs it, with `config` as its config."""
+    project = Project(root)
+    env = dict(stage_env(project, name), PIPELINE_CONFIG=str(config))
+    return subprocess.run([sys.executable, str(root / "modules" / name)], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_every_shipped_module_reads_a_yaml_config(tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path)
+    (root / "config.json").unlink()
+    config = root / "config.yaml"
+    config.write_text(SHIPPED_YAML)
+
+    retrieved = stage(root, "1.file_retrieval.py", config)
+    assert retrieved.returncode == 0, retrieved.stderr
+    assert "seattle-weather: downloaded: 46.7 KiB, 1,461 rows, 6 columns" in retrieved.stdout
+    transformed = stage(root, "2.transform_data.py", config)
+    assert transformed.returncode == 0, transformed.stderr
+    assert "1,461 rows in, 1,461 out" in transformed.stdout
+    pruned = stage(root, "0.retention_policy.py", config)
+    assert pruned.returncode == 10, pruned.stderr
+    assert "older than 30 days beyond the newest 10" in pruned.stdout
+
+
+def test_a_yml_config_is_yaml_too(tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path)
+    config = root / "config.yml"
+    config.write_text("retention: {days: '30'}\n")
+    result = stage(root, "0.retention_policy.py", config)
+    assert result.returncode == 2
+    assert result.stderr == ("0.retention_policy: config.yml: retention.days: "
+                             "must be a whole number, 0 or more (got '30')\n")
+
+
+@pytest.mark.parametrize(("name", "text", "problem"), [
+    ("config.yaml", "sources:\n  - id: a\n   url: b\n", "line 3, column 4: "),
+    ("config.yaml", "retention: !!python/object:os.system {}\n",
+     "line 1, column 12: could not determine a constructor for the tag"),
+    ("config.yaml", "- a list\n- not a mapping\n", "the top level must be an object"),
+    ("config.yaml", "", "the top level must be an object"),
+    ("config.json", "[" * 100_000 + "]" * 100_000, "cannot read it: nested too deep"),
+    ("config.yaml", "a: " + "[" * 500 + "]" * 500 + "\n", "cannot read it: nested too deep"),
+    ("config.json", '["a list"]', "the top level must be an object"),
+])
+@pytest.mark.parametrize("module", ["0.retention_policy.py", "1.file_retrieval.py",
+                                    "2.transform_data.py"])
+def test_a_config_no_module_can_read_is_one_line_and_exit_2(
+        tmp_path: Path, module: str, name: str, text: str, problem: str) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "modules", root / "modules",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    config = root / name
+    config.write_text(text)
+    result = stage(root, module, config)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"{Path(module).stem}: {config}: ")
+    assert problem in result.stderr
+
+
+def test_the_shipped_pipeline_runs_from_a_yaml_config(tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path)
+    (root / "config.json").unlink()
+    (root / "config.yaml").write_text(SHIPPED_YAML)
+    first = run(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert [(m["name"], m["status"]) for m in latest_record(root)["modules"]] == [
+        ("1.file_retrieval", "success"), ("2.transform_data", "success"),
+        ("0.retention_policy", "skipped")]
+    assert (root / "config.yaml").read_text().startswith(SHIPPED_YAML)
+
+
+def test_a_transform_that_fails_half_way_is_rolled_back_and_the_run_goes_on(
+        tmp_path: Path) -> None:
+    root = fresh_copy(tmp_path)
+    assert run(root).returncode == 0
+    data = root / "data and logs" / "data"
+    good = (data / "seattle-weather.clean.csv").read_bytes()
+    with open(root / "sample_data" / "seattle-weather.csv", "a") as handle:
+        handle.write("2016-01-01,0.0,5.6,-2.1,3.2,sun\n")
+    (data / "seattle-weather.rejected.csv").mkdir()  # in the way of its second write
+
+    result = run(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = latest_record(root)
+    assert record["status"] == "partial"
+    transform = record["modules"][1]
+    assert (transform["status"], transform["recovery"]["status"]) == ("recovered", "success")
+    assert (data / "seattle-weather.clean.csv").read_bytes() == good
+    log = max((root / "data and logs").glob("workflow_*.log")).read_text()
+    assert "restored seattle-weather.clean.csv" in log

@@ -22,6 +22,7 @@ CSV = b"date,precipitation,temp_max,temp_min,wind,weather\n2012-01-01,0.0,12.8,5
 HTML = b"<!DOCTYPE html>\n<html><body><h1>Service unavailable</h1></body></html>\n"
 TESTDATA = REPO / "tests" / "data"
 retrieval = load_stage(NAME)
+formats = retrieval.formats
 
 
 @pytest.fixture
@@ -438,12 +439,12 @@ def test_a_bad_payload_is_quarantined_with_its_reason(
     assert "moved to data/quarantine/weather_20261123_06h00" in result.stderr
     quarantined = sorted((data(project) / "quarantine").iterdir())
     assert [p.name for p in quarantined] == [
-        f"weather_20261123_06h00{retrieval.EXTENSIONS[fmt]}",
-        f"weather_20261123_06h00{retrieval.EXTENSIONS[fmt]}.reason.json"]
+        f"weather_20261123_06h00{formats.EXTENSIONS[fmt]}",
+        f"weather_20261123_06h00{formats.EXTENSIONS[fmt]}.reason.json"]
     assert quarantined[0].read_bytes() == body
     why = json.loads(quarantined[1].read_text())
     assert why["reason"].startswith(reason) and why["content_type"] == "text/html"
-    assert not (data(project) / f"weather{retrieval.EXTENSIONS[fmt]}").exists()
+    assert not (data(project) / f"weather{formats.EXTENSIONS[fmt]}").exists()
     assert not (data(project) / "manifest.json").exists()
     assert leftovers(project) == []
 
@@ -484,8 +485,7 @@ def test_good_payloads_pass_the_gate(tmp_path: Path, payload: bytes, fmt: str,
                                      described: str) -> None:
     path = tmp_path / "payload"
     path.write_bytes(payload)
-    source = retrieval.Source(id="x", url="x", format=fmt, file="x")
-    assert retrieval.validate(path, source) == described
+    assert formats.validate(path, fmt) == described
 
 
 def zipped(members: dict[str, bytes]) -> bytes:
@@ -518,9 +518,8 @@ def test_bad_payloads_fail_the_gate(tmp_path: Path, payload: bytes, fmt: str,
                                     reason: str) -> None:
     path = tmp_path / "payload"
     path.write_bytes(payload)
-    source = retrieval.Source(id="x", url="x", format=fmt, file="x")
-    with pytest.raises(retrieval.Invalid, match="^" + reason.replace("(", r"\(")):
-        retrieval.validate(path, source)
+    with pytest.raises(formats.Invalid, match="^" + reason.replace("(", r"\(")):
+        formats.validate(path, fmt)
 
 
 # ---------------------------------------------------------------- settings and secrets
@@ -539,6 +538,40 @@ def test_placeholders_fill_urls_and_headers_from_the_environment(
     assert headers["authorization"] == "Bearer tok-0123456789"
     assert "tok-0123456789" not in result.stdout + result.stderr
     assert "tok-0123456789" not in (data(project) / "manifest.json").read_text()
+
+
+WINDOWED = "/w.csv?from=${PIPELINE_WINDOW_START}&to=${PIPELINE_WINDOW_END}"
+
+
+def test_the_runs_window_fills_the_url(project: Project, server: FileServer) -> None:
+    server.routes["/w.csv"] = Resource(CSV, etag='"day-1"')
+    configure(project, {"id": "weather", "format": "csv", "url": server.url(WINDOWED)})
+    first = retrieve(project, PIPELINE_WINDOW_START="2026-11-22T07:00:00+01:00",
+                     PIPELINE_WINDOW_END="2026-11-23T07:00:00+01:00")
+    assert first.returncode == 0, first.stderr
+    assert server.requests[-1][:2] == ("GET", "/w.csv?from=2026-11-22T07%3A00%3A00%2B01%3A00"
+                                               "&to=2026-11-23T07%3A00%3A00%2B01%3A00")
+    assert manifest(project)["weather"]["url"] == server.url(WINDOWED)
+
+    server.routes["/w.csv"] = Resource(CSV + b"2012-01-02,10.9,10.6,2.8,4.5,rain\n",
+                                       etag='"day-2"')
+    second = retrieve(project, run_id="20261124_06h00",
+                      PIPELINE_WINDOW_START="2026-11-23T07:00:00+01:00",
+                      PIPELINE_WINDOW_END="2026-11-24T07:00:00+01:00")
+    assert second.returncode == 0, second.stderr
+    assert [(method, path.split("&")[0]) for method, path, _ in server.requests[1:]] == [
+        ("HEAD", "/w.csv?from=2026-11-23T07%3A00%3A00%2B01%3A00"),
+        ("GET", "/w.csv?from=2026-11-23T07%3A00%3A00%2B01%3A00")]
+    assert "weather: downloaded: " in second.stdout
+
+
+def test_a_window_with_no_start_leaves_from_empty(project: Project, server: FileServer) -> None:
+    server.routes["/w.csv"] = Resource(CSV)
+    configure(project, {"id": "weather", "format": "csv", "url": server.url(WINDOWED)})
+    result = retrieve(project, PIPELINE_WINDOW_START="",
+                      PIPELINE_WINDOW_END="2026-11-23T06:00:00+00:00")
+    assert result.returncode == 0, result.stderr
+    assert server.requests[-1][1] == "/w.csv?from=&to=2026-11-23T06%3A00%3A00%2B00%3A00"
 
 
 def test_an_unset_placeholder_fails_that_source(project: Project, server: FileServer) -> None:
@@ -564,7 +597,10 @@ def test_an_unset_placeholder_fails_that_source(project: Project, server: FileSe
     ([{"id": "w", "url": "a.csv", "format": "csv", "timeout_seconds": 0}],
      "sources[0].timeout_seconds: must be more than 0 (here or in retrieval)"),
     ([{"id": "w", "url": "a.csv", "format": "csv", "encoding": "klingon"}],
-     "sources[0].encoding: not an encoding Python knows"),
+     "sources[0].encoding: not a text encoding Python knows"),
+    ([{"id": "w", "url": "a.csv", "format": "csv", "encoding": "rot13"}],
+     "sources[0].encoding: not a text encoding Python knows (got 'rot13')"),
+    ([{"id": "w", "url": "a\u0000.csv", "format": "csv"}], "sources[0].url: holds a NUL character"),
     ([{"id": "w", "url": "a.csv", "format": "csv"}, {"id": "w", "url": "b.csv", "format": "csv"}],
      "sources[1]: id or file 'w' is used twice"),
 ])

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RUN_ID, Project, run_stage
+from conftest import RUN_ID, Project, load_stage, run_stage
+
+from pipeline import runid
 
 NAME = "0.retention_policy.py"
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc)  # the run's start (conftest.STARTED)
@@ -34,6 +36,22 @@ def add_run(project: Project, run_id: str) -> list[Path]:
 def run_ids(project: Project) -> list[str]:
     return sorted({p.name.split(".")[0].removeprefix("workflow_")
                    for p in project.log_dir.glob("workflow_*")})
+
+
+def run_folder(project: Project, run_id: str, *files: str) -> Path:
+    folder = project.log_dir / "runs" / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(name)
+    return folder
+
+
+def point_latest(project: Project, run_id: str) -> Path:
+    latest = project.log_dir / "runs" / "latest"
+    latest.unlink(missing_ok=True)
+    latest.symlink_to(run_id, target_is_directory=True)
+    return latest
 
 
 def data_file(project: Project, relative: str, age: timedelta) -> Path:
@@ -157,7 +175,186 @@ def test_dry_run_lists_and_deletes_nothing(project: Project, this_run: list[Path
     assert run_ids(project) == sorted([old, RUN_ID]) and stale.exists()
 
 
+def test_a_run_id_with_no_such_minute_is_not_a_run(
+        project: Project, this_run: list[Path]) -> None:
+    policy(project, days=1, keep_last=0)
+    odd = [project.log_dir / f"workflow_{name}.log"
+           for name in ("20260230_06h00", "20261123_25h00", "20261123_06h00_0")]
+    for path in odd:
+        path.write_text("not a run of ours")
+    result = prune(project)
+    assert result.returncode == 10, result.stderr
+    assert all(path.exists() for path in odd)
+
+
+# ---------------------------------------------------------------- the run id
+
+RETENTION = load_stage(NAME)
+NAMES = [
+    "20261123_06h00", "20261123_06h00_2", "20261123_06h00_10", "20261123_06h00_123",
+    "20240229_23h59", "00010101_00h00", "99991231_23h59",
+    "20261123_06h00_1", "20261123_06h00_0", "20261123_06h00_01", "20261123_06h00_",
+    "20230229_06h00", "20261131_06h00", "20261323_06h00", "20261100_06h00",
+    "20261123_24h00", "20261123_06h60", "00000101_00h00", "2026112_06h00",
+    "20261123-06h00", "20261123_06H00", "20261123_6h00", "x20261123_06h00",
+    "\u0662\u0660\u0662\u0666\u0661\u0661\u0662\u0663_\u0660\u0666h\u0660\u0660",
+    "20261123_06h00_\u0662", "", "latest", "20261123_06h00 ",
+]
+
+
+def orchestrator_parse(name: str) -> tuple[Any, ...] | None:
+    try:
+        return runid.parse(name)
+    except ValueError:
+        return None
+
+
+def retention_parse(name: str) -> tuple[Any, ...] | None:
+    try:
+        return RETENTION.parse_run_id(name)
+    except ValueError:
+        return None
+
+
+def orchestrator_run_of_file(name: str) -> str | None:
+    """The run a file belongs to, for the orchestrator: a run file's name whose id parses."""
+    run_id = runid.of_file(name)
+    return run_id if run_id is not None and orchestrator_parse(run_id) else None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_retention_reads_run_ids_as_the_orchestrator_writes_them(name: str) -> None:
+    assert retention_parse(name) == orchestrator_parse(name)
+    for file in (runid.log_name(name), runid.record_name(name), f"workflow_{name}.txt"):
+        assert RETENTION.run_id_of_file(file) == orchestrator_run_of_file(file)
+
+
+def test_every_month_day_hour_and_minute_is_read_alike() -> None:
+    names = [f"2024{month:02}{day:02}_{hour:02}h{minute:02}"
+             for month in range(14) for day in range(33)
+             for hour, minute in ((0, 0), (23, 59), (24, 0), (12, 60))]
+    disagree = [n for n in names if retention_parse(n) != orchestrator_parse(n)]
+    assert disagree == []
+    assert sum(retention_parse(n) is not None for n in names) == 366 * 2
+
+
+def test_a_new_run_id_is_parsed_back_to_its_minute() -> None:
+    moment = datetime(2026, 11, 23, 6, 0)
+    for n in (1, 2, 10):
+        made = runid.with_suffix(runid.stub(moment), n)
+        assert RETENTION.parse_run_id(made) == (moment, n)
+
+
+# ---------------------------------------------------------------- run folders
+
+def test_a_run_folder_goes_with_its_run_and_latest_stays_on_a_kept_run(
+        project: Project, this_run: list[Path]) -> None:
+    policy(project, days=30, keep_last=0)
+    old = run_id_at(NOW - timedelta(days=40))
+    add_run(project, old)
+    old_folder = run_folder(project, old, "report.txt", "deep/er/part.csv")
+    kept = run_id_at(NOW - timedelta(days=3))
+    add_run(project, kept)
+    kept_folder = run_folder(project, kept, "report.txt")
+    latest = point_latest(project, kept)
+
+    result = prune(project)
+    assert result.returncode == 0, result.stderr
+    assert not old_folder.exists()
+    assert kept_folder.exists() and latest.is_symlink() and latest.resolve() == kept_folder
+    assert f"deleting runs/{old}/ (run of " in result.stdout
+    assert "deleted 2 files and 1 run folder (" in result.stdout
+    assert run_ids(project) == sorted([kept, RUN_ID])
+
+
+def test_a_run_folder_alone_is_aged_by_its_name(
+        project: Project, this_run: list[Path]) -> None:
+    policy(project, days=30, keep_last=1)
+    old = run_folder(project, run_id_at(NOW - timedelta(days=31)), "a.txt")
+    young = run_folder(project, run_id_at(NOW - timedelta(days=29)), "b.txt")
+    other = project.log_dir / "runs" / "notes"
+    other.mkdir()
+    os.utime(other, (0, 0))
+    result = prune(project)
+    assert result.returncode == 0, result.stderr
+    assert not old.exists() and young.exists() and other.exists()
+    assert "1 old run, 0 data files" in result.stdout
+
+
+def test_a_latest_left_pointing_at_a_pruned_run_is_removed(
+        project: Project, this_run: list[Path]) -> None:
+    policy(project, days=30, keep_last=0)
+    old = run_id_at(NOW - timedelta(days=40))
+    folder = run_folder(project, old, "report.txt")
+    latest = point_latest(project, old)
+
+    dry = prune(project, dry_run=True)
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete runs/latest (it would point at nothing)" in dry.stdout
+    assert latest.is_symlink() and folder.exists()
+
+    result = prune(project)
+    assert result.returncode == 0, result.stderr
+    assert not latest.is_symlink() and not folder.exists()
+    assert "deleting runs/latest (it points at nothing)" in result.stdout
+
+
+def test_a_dangling_latest_alone_is_removed(project: Project, this_run: list[Path]) -> None:
+    policy(project, days=30, keep_last=0)
+    (project.log_dir / "runs").mkdir()
+    latest = point_latest(project, "20200101_00h00")
+    result = prune(project)
+    assert result.returncode == 0, result.stderr
+    assert not latest.is_symlink()
+
+
+def test_a_run_folder_is_never_followed_through_a_symlink(
+        project: Project, this_run: list[Path], tmp_path: Path) -> None:
+    policy(project, days=1, keep_last=0)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me")
+    old = run_id_at(NOW - timedelta(days=40))
+    runs = project.log_dir / "runs"
+    runs.mkdir()
+    (runs / old).symlink_to(outside, target_is_directory=True)
+    inside = run_folder(project, run_id_at(NOW - timedelta(days=41)))
+    (inside / "link").symlink_to(outside, target_is_directory=True)
+
+    result = prune(project)
+    assert result.returncode == 0, result.stderr
+    assert (runs / old).is_symlink() and not inside.exists()
+    assert (outside / "precious.txt").read_text() == "keep me"
+
+
+def test_a_runs_folder_that_is_a_symlink_is_not_pruned(
+        project: Project, this_run: list[Path], tmp_path: Path) -> None:
+    policy(project, days=1, keep_last=0)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "20200101_00h00").mkdir(parents=True)
+    (project.log_dir / "runs").symlink_to(elsewhere, target_is_directory=True)
+    result = prune(project)
+    assert result.returncode == 10
+    assert "runs/ is a symlink: its run folders are not pruned" in result.stdout
+    assert (elsewhere / "20200101_00h00").is_dir()
+
+
 # ---------------------------------------------------------------- data files
+
+def test_a_data_file_whose_name_is_not_utf8_is_pruned_and_named(
+        project: Project, this_run: list[Path]) -> None:
+    policy(project, days=30, keep_last=0)
+    folder = project.log_dir / "data" / "quarantine"
+    folder.mkdir(parents=True)
+    odd = os.path.join(os.fsencode(folder), b"caf\xe9.csv")
+    with open(odd, "wb") as handle:
+        handle.write(b"x")
+    os.utime(odd, (0, 0))
+    result = prune(project)
+    assert result.returncode == 0, result.stderr
+    assert "deleting data/quarantine/caf\\xe9.csv (last changed 1970-01-01" in result.stdout
+    assert not os.path.exists(odd)
+
 
 def test_old_data_below_data_is_deleted_and_its_folder_removed(
         project: Project, this_run: list[Path]) -> None:

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import REPO, Project, run_stage, stage_command
 
 NAME = "2.transform_data.py"
@@ -225,3 +226,162 @@ def test_run_by_hand_without_the_orchestrator_it_says_so(project: Project) -> No
     assert result.returncode == 2
     assert result.stderr.strip() == ("2.transform_data: PIPELINE_CONFIG is not set: "
                                      "run modules through orchestrator.py")
+
+
+# ---------------------------------------------------------------- the rollback
+
+ROLLBACK = "rollback.py"
+GOOD = HEADER + "2012-01-01,0.0,12.8,5.0,4.7,drizzle\n2012-01-02,10.9,10.6,2.8,4.5,rain\n"
+RUN_A, RUN_B = "20261123_06h00", "20261124_06h00"
+
+
+def roll_back(project: Project, run_id: str = RUN_B, code: str = "1",
+              **options: Any) -> subprocess.CompletedProcess[str]:
+    """The recovery script, with the environment the orchestrator gives it."""
+    return run_stage(project, ROLLBACK, run_id=run_id, PIPELINE_FAILED_MODULE="2.transform_data",
+                     PIPELINE_FAILED_EXIT_CODE=code, **options)
+
+
+def outputs(project: Project) -> dict[str, bytes]:
+    """The transform's outputs as they are now (not the kept previous ones)."""
+    return {path.name: path.read_bytes() for path in folder(project).glob("seattle-weather.*")
+            if path.is_file() and path.suffix != ".previous" and path.name != "seattle-weather.csv"
+            and not path.name.endswith(".previous.json")}
+
+
+def test_a_transform_that_failed_half_way_is_rolled_back(project: Project) -> None:
+    given(project, GOOD)
+    assert transform(project, run_id=RUN_A).returncode == 0
+    good = outputs(project)
+    given(project, GOOD + "2012-01-03,0.8,11.7,7.2,2.3,rain\n")
+    # A folder where the rejects file would be: the run fails after the clean file.
+    (folder(project) / "seattle-weather.rejected.csv").mkdir()
+
+    failed = transform(project, run_id=RUN_B)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("seattle-weather: cannot write the outputs: Is a directory")
+    assert outputs(project)["seattle-weather.clean.csv"] != good["seattle-weather.clean.csv"]
+
+    result = roll_back(project, code="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "restored seattle-weather.clean.csv\nrestored seattle-weather.summary.json\n"
+        f"2.transform_data failed (1): restored the outputs it replaced in run {RUN_B} "
+        "(1 set)\n")
+    assert outputs(project) == good
+    assert (folder(project) / "seattle-weather.rejected.csv").is_dir()
+
+
+def test_outputs_a_run_added_are_removed_by_its_rollback(project: Project) -> None:
+    given(project, GOOD)
+    assert transform(project, run_id=RUN_A).returncode == 0
+    good = outputs(project)
+    given(project, MESSY, max_rejected=0.9)
+    assert transform(project, run_id=RUN_B).returncode == 0  # then, say, it timed out
+    assert "seattle-weather.rejected.csv" in outputs(project)
+
+    result = roll_back(project, code="timeout")
+    assert result.returncode == 0, result.stderr
+    assert "removed seattle-weather.rejected.csv (there was none before)" in result.stdout
+    assert outputs(project) == good
+    assert summary(project)["run_id"] == RUN_A
+
+    again = transform(project, run_id="20261125_06h00")
+    assert again.returncode == 0, again.stderr  # the input is not the one of the outputs
+    assert summary(project)["run_id"] == "20261125_06h00"
+
+
+def test_a_first_transform_that_failed_leaves_no_outputs(project: Project) -> None:
+    given(project, GOOD)
+    (folder(project) / "seattle-weather.rejected.csv").mkdir()
+    assert transform(project, run_id=RUN_B).returncode == 1
+    assert "seattle-weather.clean.csv" in outputs(project)
+    result = roll_back(project)
+    assert result.returncode == 0, result.stderr
+    assert outputs(project) == {}
+
+
+def test_a_failure_that_replaced_nothing_leaves_the_outputs(project: Project) -> None:
+    given(project, GOOD)
+    assert transform(project, run_id=RUN_A).returncode == 0
+    good = outputs(project)
+    given(project, "no,columns\n1,2\n")
+    assert transform(project, run_id=RUN_B).returncode == 1
+    result = roll_back(project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ("2.transform_data failed (1) and replaced no outputs in run "
+                             f"{RUN_B}: the last good outputs stand\n")
+    assert outputs(project) == good
+
+
+def test_another_module_of_the_run_is_not_rolled_back(project: Project) -> None:
+    given(project, GOOD)
+    assert transform(project, run_id=RUN_B).returncode == 0
+    result = run_stage(project, ROLLBACK, run_id=RUN_B, PIPELINE_FAILED_MODULE="3.load",
+                       PIPELINE_FAILED_EXIT_CODE="signal 9")
+    assert result.returncode == 0, result.stderr
+    assert "3.load failed (signal 9) and replaced no outputs" in result.stdout
+    assert "seattle-weather.clean.csv" in outputs(project)
+
+
+def test_a_dry_run_rollback_says_what_it_would_do(project: Project) -> None:
+    given(project, GOOD)
+    assert transform(project, run_id=RUN_A).returncode == 0
+    given(project, MESSY, max_rejected=0.9)
+    assert transform(project, run_id=RUN_B).returncode == 0
+    before = outputs(project)
+    result = roll_back(project, dry_run=True)
+    assert result.returncode == 0, result.stderr
+    assert "would restore seattle-weather.clean.csv\n" in result.stdout
+    assert "would remove seattle-weather.rejected.csv (there was none before)" in result.stdout
+    assert outputs(project) == before
+
+
+def test_a_lost_previous_copy_fails_the_rollback_in_one_line(project: Project) -> None:
+    given(project, GOOD)
+    assert transform(project, run_id=RUN_A).returncode == 0
+    given(project, MESSY, max_rejected=0.9)
+    assert transform(project, run_id=RUN_B).returncode == 0
+    (folder(project) / "seattle-weather.clean.csv.previous").unlink()
+    result = roll_back(project)
+    assert result.returncode == 1
+    assert result.stderr == ("cannot roll back 2.transform_data: seattle-weather.clean.csv."
+                             "previous is missing: cannot restore seattle-weather.clean.csv\n")
+
+
+def test_the_rollback_needs_the_orchestrators_environment(project: Project) -> None:
+    given(project, GOOD)
+    result = run_stage(project, ROLLBACK)
+    assert result.returncode == 2
+    assert result.stderr == ("rollback: PIPELINE_FAILED_MODULE is not set: "
+                             "run modules through orchestrator.py\n")
+
+
+def test_the_shipped_config_names_the_rollback_for_the_transform() -> None:
+    config = json.loads((REPO / "config.json").read_text())
+    entry = next(m for m in config["modules"] if isinstance(m, dict)
+                 and m["path"] == "modules/2.transform_data.py")
+    assert entry["on_failure"] == "modules/rollback.py"
+    assert (REPO / entry["on_failure"]).is_file()
+
+
+@pytest.mark.parametrize(("state", "problem"), [
+    ("[1, 2]", "not an object"),
+    ("[" * 100_000 + "]" * 100_000, "not valid JSON (nested too deep)"),
+    (None, "cannot read it: Is a directory"),
+])
+@pytest.mark.parametrize("stage", [NAME, "1.file_retrieval.py"])
+def test_a_broken_manifest_is_one_line_and_exit_2(project: Project, stage: str,
+                                                  state: str | None, problem: str) -> None:
+    given(project, GOOD)
+    manifest = folder(project) / "manifest.json"
+    if state is None:
+        manifest.mkdir()
+    else:
+        manifest.write_text(state)
+    result = run_stage(project, stage)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"{Path(stage).stem}: {manifest}: {problem}; "
+                             "move it away to start afresh\n"
+                             if state is not None else
+                             f"{Path(stage).stem}: {manifest}: {problem}\n")

@@ -20,10 +20,11 @@ RECORD_GLOB = f"{PREFIX}*{RECORD_SUFFIX}"
 RUNS_FOLDER = "runs"
 LATEST = "latest"
 # A run id: its minute, then an optional `_N` (N >= 2).
-RUN_ID = re.compile(r"^(\d{8}_\d{2}h\d{2})(?:_([1-9]\d*))?$")
+# ASCII digits only, and the whole name (fullmatch: `$` would let a trailing newline in).
+RUN_ID = re.compile(r"([0-9]{8}_[0-9]{2}h[0-9]{2})(?:_([1-9][0-9]*))?")
 # A run's file: its log or its record.
 RUN_FILE = re.compile(
-    rf"^{PREFIX}(\d{{8}}_\d{{2}}h\d{{2}}(?:_[1-9]\d*)?)(?:{LOG_SUFFIX}|{RECORD_SUFFIX})$"
+    rf"{PREFIX}([0-9]{{8}}_[0-9]{{2}}h[0-9]{{2}}(?:_[1-9][0-9]*)?)(?:{LOG_SUFFIX}|{RECORD_SUFFIX})"
 )
 
 
@@ -47,7 +48,7 @@ def record_name(run_id: str) -> str:
 
 def of_file(name: str) -> str | None:
     """The run id of a log or record file name, or None for any other name."""
-    match = RUN_FILE.match(name)
+    match = RUN_FILE.fullmatch(name)
     return match.group(1) if match else None
 
 
@@ -56,7 +57,7 @@ def parse(run_id: str) -> tuple[datetime, int]:
 
     ValueError for anything that is not a run id.
     """
-    match = RUN_ID.match(run_id)
+    match = RUN_ID.fullmatch(run_id)
     if not match:
         raise ValueError(f"not a run id: {run_id!r}")
     return datetime.strptime(match.group(1), STUB_FORMAT), int(match.group(2) or 1)
@@ -75,7 +76,7 @@ def sort_key(run_id: str) -> tuple[str, int]:
     strptime costs more than the rest of `--resume --list` together. ValueError
     for anything that is not a run id.
     """
-    match = RUN_ID.match(run_id)
+    match = RUN_ID.fullmatch(run_id)
     if not match:
         raise ValueError(f"not a run id: {run_id!r}")
     return match.group(1), int(match.group(2) or 1)

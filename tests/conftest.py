@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,17 @@ ORCHESTRATOR = REPO / "orchestrator.py"
 
 # Variables of the machine running the tests that would change what a run does.
 LEAKY_VARIABLES = ("GITHUB_", "PIPELINE_", "RUNNER_", "GIT_")
+
+
+@pytest.fixture(autouse=True)
+def own_signal_handlers() -> Iterator[None]:
+    """A run called in-process ignores SIGINT and SIGTERM once it is over (as a
+    process it is about to exit); the test process gets its own handlers back, and
+    the processes it starts do not inherit an ignored SIGINT."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
 
 
 @pytest.fixture(autouse=True)

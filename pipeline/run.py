@@ -436,7 +436,19 @@ def _run_one(
         outcome = execute.run_module(spec, ctx, module_env, output, cancel)
         attempts += 1
     status = "failed" if cancel.requested else status_of(outcome)
+    outcome = replace(outcome, stderr_tail=masked_tail(outcome.stderr_tail, runlog.masker))
     return ModuleResult(spec, status, attempts, first, outcome)
+
+
+def masked_tail(tail: Sequence[str], masker: logs.Masker) -> tuple[str, ...]:
+    """The last stderr lines, masked before anyone repeats them. A line cut short
+    also loses what a secret cut in two may start in: its head would not match."""
+    lines = []
+    for line in tail:
+        if line.endswith(execute.CUT_MARK):
+            line = masker.split(line.removesuffix(execute.CUT_MARK))[0] + execute.CUT_MARK
+        lines.append(masker(line))
+    return tuple(lines)
 
 
 def failed_exit_code(outcome: Outcome) -> str:

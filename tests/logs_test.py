@@ -343,3 +343,16 @@ def test_a_full_disk_fails_the_run_and_runs_nothing_more(project: Project, full_
     assert "failed (non-critical): stopped: its output could not be written" in result.stdout
     assert result.stdout.count("cannot write the log file") == 1
     assert not (project.root / "next ran").exists()
+
+
+def test_a_secret_cut_with_a_long_stderr_line_leaks_nothing(project: Project) -> None:
+    """The failure message repeats the last stderr lines, each cut short: the cut
+    may fall inside a secret, whose head alone would not be masked."""
+    secret = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd"
+    for pad in (470, 480, 490, 499):
+        project.module("1.leak.py", f"import os, sys\nsys.stderr.write('x' * {pad} + "
+                       "os.environ['MY_SECRET'] + '\\n')\nsys.exit(3)\n")
+        project.config({})
+        result = project.run(env={"MY_SECRET": secret})
+        for text in (result.stdout, result.stderr, *(p.read_text() for p in project.logs())):
+            assert "ABCDEFGHIJ" not in text, pad

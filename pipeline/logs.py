@@ -267,7 +267,8 @@ class RunLog:
 
     def _lines(self, now: datetime, level: str, module: str, text: str) -> None:
         """Write `text` (lines, each ending in a newline, masked) in the line format."""
-        prefix = f"{stamp(now)} | {level:<8} | {module} | "
+        # The module's name too: a file may be named after a secret.
+        prefix = f"{stamp(now)} | {level:<8} | {self.masker(module)} | "
         number = LEVEL_NUMBERS.get(level) or logger.level(level).no
         # Every newline but the last starts a line: one replace, no other copy.
         body = text.replace("\n", "\n" + prefix, text.count("\n") - 1)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import io
 import os
 import re
@@ -356,3 +357,12 @@ def test_a_secret_cut_with_a_long_stderr_line_leaks_nothing(project: Project) ->
         result = project.run(env={"MY_SECRET": secret})
         for text in (result.stdout, result.stderr, *(p.read_text() for p in project.logs())):
             assert "ABCDEFGHIJ" not in text, pad
+
+
+def test_a_secret_in_a_module_name_is_masked_in_the_line_prefix(project: Project) -> None:
+    project.module("1.xSuperSecretValue99y.sh", "echo hello; exit 3\n")
+    project.config(modules=[{"path": "modules/1.xSuperSecretValue99y.sh", "critical": False}])
+    result = project.run(env={"MY_SECRET": "SuperSecretValue99"})
+    assert "| INFO     | 1.x***y | hello" in result.stdout
+    for text in (result.stdout, project.log_text(), json.dumps(project.record())):
+        assert "SuperSecretValue99" not in text

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import base64
-import json
 import io
+import json
 import os
 import re
 import signal

@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import re
+import secrets
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from pipeline.config import Config
 Record = dict[str, Any]
 DEFAULT_COUNT = 20
 FAILING = ("failed", "interrupted")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 SUCCESSFUL = ("success", "partial")
 MARKS = {"success": "✓", "skipped": "↷", "failed": "✗", "recovered": "↺", "not_run": "·"}
 ASCII_MARKS = {"success": "+", "skipped": ">", "failed": "x", "recovered": "r", "not_run": "."}
@@ -116,7 +118,10 @@ def resume_record(log_dir: Path) -> tuple[Path, Record] | None:
 
 
 def _text(value: Any, missing: str = "?") -> str:
-    return missing if value is None else str(value)
+    """A record's value as text a terminal or a GitHub runner shows and nothing more:
+    records are files a module can write, so control characters are written as \\xNN."""
+    text = missing if value is None else str(value)
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _seconds(value: Any) -> float | None:
@@ -188,10 +193,16 @@ def terminal_style(stream: Any = None, environ: Any = None) -> Style:
 
 
 def emit(lines: Iterable[str]) -> None:
-    """Print lines; into a closed pipe (`history | head -3`) end quietly."""
+    """Print lines; into a closed pipe (`history | head -3`) end quietly. Under
+    GitHub Actions they are fenced: a record's text cannot act on the runner."""
+    token = secrets.token_hex(16) if os.environ.get("GITHUB_ACTIONS") == "true" else None
     try:
+        if token:
+            sys.stdout.write(f"::stop-commands::{token}\n")
         for line in lines:
             sys.stdout.write(line + "\n")
+        if token:
+            sys.stdout.write(f"::{token}::\n")
         sys.stdout.flush()
     except BrokenPipeError:
         # Python would report the failed flush at exit: point stdout at /dev/null.
@@ -445,8 +456,10 @@ def _recent_runs(config: Config, skipped: list[Path]) -> dict[str, Any]:
 def _run_summary(path: Path, record: Record, config: Config) -> dict[str, Any]:
     moment = started_at(record, path, config.tz)
     started = record.get("started") if isinstance(record.get("started"), str) else None
+    trigger = record.get("trigger")
     return {"run_id": _text(record.get("run_id"), runid.of_file(path.name) or "?"),
-            "status": _text(record.get("status")), "trigger": record.get("trigger"),
+            "status": _text(record.get("status")),
+            "trigger": None if trigger is None else _text(trigger),
             "started": (started or moment.isoformat()) if moment else None, "started_at": moment,
             "duration_seconds": _seconds(record.get("duration_seconds"))}
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import OK, ORCHESTRATOR, Project, fail
+from runner_model import Runner
 
 from pipeline import history
 from pipeline.codes import FatalError
@@ -315,3 +316,23 @@ def test_an_unlistable_log_dir_is_a_fatal_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(FatalError, match="cannot list the run records"):
         history.record_files_newest_first(tmp_path / "file")
+
+
+def test_a_hostile_record_cannot_act_on_the_runner_or_the_terminal(project: Project,
+                                                                  tmp_path: Path) -> None:
+    """Records are files a module can write: their text is shown, never obeyed."""
+    project.config({})
+    project.log_dir.mkdir(parents=True)
+    (project.log_dir / "workflow_20991231_23h59.json").write_text(json.dumps({
+        "run_id": "20991231_23h59\n::add-path::/h1", "status": "failed\r::add-path::/h2",
+        "trigger": "::set-env name=a::b\x1b]52;c;aGk=\x07", "started": "2099-12-31T23:59:00+00:00",
+        "modules": [{"name": "\n::add-path::/h3", "status": "failed"}]}))
+    for command in ("history", "status"):
+        result = subprocess.run([sys.executable, str(ORCHESTRATOR), command, "--config",
+                                 str(project.config_path)], capture_output=True, text=True,
+                                env=dict(os.environ, GITHUB_ACTIONS="true"), timeout=60)
+        assert "\x1b" not in result.stdout and "\r" not in result.stdout
+        acted = [c.name for c in Runner().feed(result.stdout)]
+        assert set(acted) <= {"stop-commands", *(c.data for c in Runner().feed(result.stdout)
+                                                  if c.name == "stop-commands")}, acted
+        assert "\\x0a::add-path::/h1" in result.stdout

@@ -70,8 +70,9 @@ def _minutes(value: str) -> float:
         minutes = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of minutes") from None
-    if not 0 < minutes < float("inf"):
-        raise argparse.ArgumentTypeError(f"{value!r}: a number of minutes above 0")
+    if not 0 < minutes <= cfg.MAX_MINUTES:
+        raise argparse.ArgumentTypeError(f"{value!r}: a number of minutes above 0 and at "
+                                         f"most {cfg.MAX_MINUTES:.0f} (10 years)")
     return minutes
 
 

@@ -171,6 +171,7 @@ ORCHESTRATOR_KEYS = (
 CONFIG_NAMES = ("config.json", "config.yaml", "config.yml")
 MAX_SECONDS = 7 * 24 * 3600.0  # a week: far below the event loop's own limit (~24.8 days)
 MAX_RETRIES = 100
+MAX_MINUTES = 10 * 366 * 24 * 60.0  # a window or a grace of ten years: more is a typo
 RUN_STATUSES = ("success", "partial", "failed", "interrupted")
 
 
@@ -327,11 +328,9 @@ def _module(
         display=check.display,
         key=f"{key}.path",
     )
-    recovery = check.optional_string(entry, "on_failure", where=key)
-    if recovery is None:
+    if entry.get("on_failure") is None:
         return spec
-    if not recovery.strip():
-        check.fail(f"{key}.on_failure", "must be a non-empty path")
+    recovery = check.path(entry, "on_failure", "", where=key)
     return replace(spec, on_failure=recovery_spec(check.display, f"{key}.on_failure", root,
                                                   recovery, spec))
 
@@ -600,8 +599,9 @@ class _Checker:
 
     def minutes(self, obj: dict[str, Any], key: str, default: float) -> float:
         name, value = self._number(obj, key, default, "")
-        if not 0 < value < float("inf"):
-            self.fail(name, f"must be a number of minutes above 0 (got {_show(value)})")
+        if not 0 < value <= MAX_MINUTES:
+            self.fail(name, f"must be a number of minutes above 0 and at most {MAX_MINUTES:.0f} "
+                            f"(10 years) (got {_show(value)})")
         return float(value)
 
     def optional_minutes(self, obj: dict[str, Any], key: str) -> float | None:
@@ -622,7 +622,8 @@ class _Checker:
     def timestamp(self, key: str, value: str) -> None:
         try:
             parsed = parse_timestamp(value)
-        except ValueError:
+            parsed.astimezone(timezone.utc)  # 9999-12-31T23:59-14:00 is past the last instant
+        except (ValueError, OverflowError):
             parsed = None
         if parsed is None or parsed.tzinfo is None:
             self.fail(key, f"must be an ISO 8601 time with offset (got {value!r})")
@@ -698,6 +699,10 @@ def load_env(root: Path, environ: Mapping[str, str]) -> dict[str, str]:
         raise FatalError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise FatalError(f"{path}: cannot read it: {exc.strerror}") from None
+    for name, value in values.items():
+        if "\0" in name or "\0" in value or "=" in name:
+            raise FatalError(f"{path}: {name!r}: a NUL character or '=' where no environment "
+                             "variable can hold one")
     return {**values, **environ}
 
 

@@ -56,14 +56,20 @@ def parse_time(text: str, option: str, tz: tzinfo) -> datetime:
     if moment.tzinfo is None:
         # fold=0: an ambiguous wall time (the hour repeated in autumn) is its first instant.
         moment = moment.replace(tzinfo=tz)
-    return in_zone(moment, tz)
+    try:
+        return in_zone(moment, tz)
+    except OverflowError:
+        raise FatalError(f"{option}: {text!r} is outside the range of dates") from None
 
 
 def parse_every(text: str) -> timedelta:
     match = DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
         raise FatalError(f"--every: {text!r} is not a duration such as 30m, 6h or 1d")
-    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        raise FatalError(f"--every: {text!r} is longer than any window can be") from None
 
 
 def default(last_run_date: str | None, started: datetime, minutes: float | None,
@@ -89,7 +95,7 @@ def intervals(since: datetime, until: datetime, every: timedelta, tz: tzinfo
               ) -> Iterator[Window]:
     """[since, until) cut into `every`-long windows, oldest first; the last may be shorter."""
     explicit(since, until)
-    count = -(-(until - since) // every)
+    count = -(-(until.astimezone(timezone.utc) - since.astimezone(timezone.utc)) // every)
     if count > MAX_INTERVALS:
         raise FatalError(f"--every: {count} intervals; at most {MAX_INTERVALS} in one backfill")
     start = since.astimezone(timezone.utc)
@@ -108,5 +114,5 @@ def from_record(value: object, tz: tzinfo) -> Window | None:
         start = value.get("start")
         return Window(in_zone(parse_timestamp(start), tz) if isinstance(start, str) else None,
                       in_zone(parse_timestamp(value["end"]), tz))
-    except ValueError:
+    except (ValueError, OverflowError):
         return None

@@ -137,6 +137,9 @@ BAD_CONFIGS = [
     ('{"modules": [{"path": "modules/a.py", "on_failure": "../outside.py"}]}', "modules[0].on_failure: '../outside.py' leaves the project folder"),
     ('{"modules": [{"path": "modules/a.py", "github_token": "yes"}]}', "modules[0].github_token: must be true or false"),
     ('{"window_minutes": 0}', "window_minutes: must be a number of minutes above 0"),
+    ('{"window_minutes": 1e308}', "window_minutes: must be a number of minutes above 0 and at most"),
+    ('{"last_run_date": "9999-12-31T23:59:59-14:00"}', "last_run_date: must be an ISO 8601 time"),
+    ('{"modules": [{"path": "modules/a.py", "on_failure": "modules/a.py\\u0000"}]}', "modules[0].on_failure: holds a NUL character"),
     ('{"schedule": "every day"}', "schedule: must be a cron line of five fields"),
     ('{"notify": {"webhook": "https://x"}}', "notify: must be a list of channels"),
     ('{"notify": [{"on": ["failed"]}]}', "notify[0]: needs exactly one of `webhook` (a URL) and `email`"),
@@ -253,3 +256,14 @@ def test_env_file_never_overrides_a_variable_already_set(tmp_path: Path) -> None
     env = cfg.load_env(tmp_path, {"BOTH": "environment", "OTHER": "x"})
     assert env == {"FROM_FILE": "file", "BOTH": "environment", "OTHER": "x"}
     assert cfg.load_env(tmp_path / "nowhere", {"A": "1"}) == {"A": "1"}
+
+
+def test_a_nul_in_env_is_one_line_naming_the_file(project: Project) -> None:
+    project.module("1.a.py", "open('ran', 'w')\n")
+    project.config({})
+    (project.root / ".env").write_bytes(b"X=a\x00b\n")
+    result = project.run()
+    assert result.returncode == EXIT_USAGE
+    assert len(result.stderr.splitlines()) == 1 and ".env" in result.stderr, result.stderr
+    assert "NUL" in result.stderr and "Traceback" not in result.stderr
+    assert not (project.root / "ran").exists() and not project.log_dir.exists()

@@ -173,6 +173,12 @@ def test_list_prints_the_intervals_and_runs_nothing(project: Project) -> None:
     (["--since", "2026-11-01", "--every", "soon"], "--every: 'soon' is not a duration"),
     (["--since", "2026-11-01", "--window", "5"], "--window: not with --since"),
     (["--since", "2000-01-01", "--every", "1m"], "--every: .* intervals; at most 10000"),
+    (["--since", "2026-01-01", "--until", "2026-01-02", "--every", "99999999999999999999d"],
+     "--every: .* is longer than any window can be"),
+    (["--since", "0001-01-01T00:00:00+14:00", "--until", "2026-01-02"],
+     "--since: .* is outside the range of dates"),
+    (["--window", "1e308"], "--window: .*at most 5270400 \\(10 years\\)"),
+    (["--window", "nan"], "--window: 'nan': a number of minutes above 0"),
 ])
 def test_bad_windows_exit_2_and_run_nothing(project: Project, args: list[str], words: str) -> None:
     project.module("1.a.py", "open('ran', 'w')\n")

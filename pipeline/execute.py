@@ -177,6 +177,25 @@ def become_subreaper() -> bool:
     return _subreaper
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_us() -> Callable[[], None] | None:
+    """In the module, before it starts (Linux): a SIGTERM when the orchestrator dies,
+    even by SIGKILL, so that a killed run does not leave its module running on."""
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not after the fork
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # we died before it was armed
+            os._exit(128 + signal.SIGTERM)
+
+    return arm
+
+
 class Cancel:
     """Catches SIGINT and SIGTERM for the length of a run.
 
@@ -184,7 +203,8 @@ class Cancel:
     return at once, so a module is stopped without polling.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    # SIGHUP: the terminal that started the run went away; a cancel like the others.
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -362,6 +382,7 @@ def run_module(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: a stop reaches its children
+            preexec_fn=_die_with_us(),
         )
     except OSError as exc:
         finished = datetime.now(ctx.tz)

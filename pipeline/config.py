@@ -679,10 +679,35 @@ def set_key(config: Config, key: str, value: str) -> None:
 
         text = yamlconf.set_top_level(config.path, config.display, key, value)
     else:
-        data = read(config.path, config.display, "json")
+        data = _read_exact(config.path, config.display)
         data[key] = value
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        text = dump_json(data) + "\n"
     write_atomic(config.path, text)
+
+
+class _Number(str):
+    """A JSON number as it was written: `1.0000000000000000001` and `1e999` stay
+    themselves, where a float would round one and make the other Infinity."""
+
+
+def _read_exact(path: Path, display: str) -> dict[str, Any]:
+    read(path, display, "json")  # checked as the loader checks it
+    return json.loads(path.read_text(encoding="utf-8"), parse_float=_Number,
+                      parse_int=_Number, parse_constant=_Number)
+
+
+def dump_json(value: Any, indent: str = "") -> str:
+    """json.dumps(indent=2, ensure_ascii=False), but numbers are written as read."""
+    inner = indent + "  "
+    if isinstance(value, _Number):
+        return str(value)
+    if isinstance(value, dict) and value:
+        items = (f"{inner}{json.dumps(k, ensure_ascii=False)}: {dump_json(v, inner)}"
+                 for k, v in value.items())
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    if isinstance(value, list) and value:
+        return "[\n" + ",\n".join(inner + dump_json(v, inner) for v in value) + f"\n{indent}]"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def load_env(root: Path, environ: Mapping[str, str]) -> dict[str, str]:

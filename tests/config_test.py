@@ -267,3 +267,20 @@ def test_a_nul_in_env_is_one_line_naming_the_file(project: Project) -> None:
     assert len(result.stderr.splitlines()) == 1 and ".env" in result.stderr, result.stderr
     assert "NUL" in result.stderr and "Traceback" not in result.stderr
     assert not (project.root / "ran").exists() and not project.log_dir.exists()
+
+
+def test_writing_last_run_date_keeps_module_settings_as_written(project: Project) -> None:
+    text = ('{\n  "x": 1e99999999,\n  "y": 1.0000000000000000001,\n  "z": [1, 2.50, -0, {}],\n'
+            '  "n": {"deep": [true, null, "é"]},\n  "w": NaN\n}\n')
+    project.module("1.a.py", OK)
+    project.config_path.write_text(text)
+    assert project.run().returncode == 0
+    after = project.config_path.read_text()
+    assert '"x": 1e99999999,' in after and '"y": 1.0000000000000000001,' in after
+    assert '"w": NaN' in after and '2.50' in after and '"é"' in after
+    assert json.loads(after)["last_run_date"] and list(json.loads(after))[-1] == "last_run_date"
+
+
+def test_dump_json_matches_the_standard_library_on_ordinary_values() -> None:
+    value = {"a": [1, 2, {"b": None, "c": []}], "d": {}, "e": "ü\n\"", "f": True, "g": 1.5}
+    assert cfg.dump_json(value) == json.dumps(value, indent=2, ensure_ascii=False)

@@ -10,6 +10,7 @@ commands (`held_fds`), which then keep the checkout locked until they end.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -112,7 +113,9 @@ def _acquire(fd: int, path: Path, wait_seconds: float) -> None:
 def _write_holder(fd: int, since: float) -> None:
     started = datetime.fromtimestamp(since).astimezone().isoformat(timespec="seconds")
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}\nstarted {started}\n".encode(), 0)
+    # On a full disk the lock holds all the same; only a waiting run cannot name us.
+    with contextlib.suppress(OSError):
+        os.pwrite(fd, f"pid {os.getpid()}\nstarted {started}\n".encode(), 0)
 
 
 def holder(fd: int) -> dict[str, str]:

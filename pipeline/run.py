@@ -400,7 +400,9 @@ def _run_modules(
     results: list[ModuleResult] = []
     stopped = False
     for position, spec in enumerate(plan.modules, 1):
-        if stopped or cancel.requested:
+        # A log that cannot be written (a full disk) stops the run before the next
+        # module: a module's work must not go unrecorded.
+        if stopped or cancel.requested or runlog.write_error:
             results.append(ModuleResult(spec, "not_run"))
             continue
         where = f"[{position}/{len(plan.modules)}]"
@@ -414,7 +416,7 @@ def _run_modules(
         finally:
             actions.end_group()
         results.append(result)
-        stopped = (result.status == "failed" and spec.critical) or bool(runlog.write_error)
+        stopped = result.status == "failed" and spec.critical
     return results
 
 

@@ -57,6 +57,23 @@ def _line(key: str, value: str, newline: str) -> str:
     return f"{key}: '{value}'{newline}"
 
 
+def _comment(line: str) -> str:
+    """The line's trailing comment (`  # moved by each run`), kept when its value
+    changes: the first ` #` before which the line still means the same."""
+    whole = _quiet_parse(line)
+    for match in re.finditer(r"[ \t]+#", line):
+        if _quiet_parse(line[:match.start()]) == whole:
+            return line[match.start():]
+    return ""
+
+
+def _quiet_parse(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return None
+
+
 def set_top_level(path: Path, display: str, key: str, value: str) -> str:
     """The file's text with `key: 'value'` changed in place, or appended.
 
@@ -74,7 +91,9 @@ def set_top_level(path: Path, display: str, key: str, value: str) -> str:
     found = pattern.search(text)
     if found:
         ending = found.group(1) or ""
-        new_text = text[: found.start()] + _line(key, value, ending) + text[found.end():]
+        old_line = text[found.start():found.end() - len(ending)]
+        new_line = _line(key, value, "") + _comment(old_line) + ending
+        new_text = text[: found.start()] + new_line + text[found.end():]
     else:
         sep = "" if not text or text.endswith("\n") else newline
         new_text = text + sep + _line(key, value, newline)

@@ -366,3 +366,14 @@ def test_a_secret_in_a_module_name_is_masked_in_the_line_prefix(project: Project
     assert "| INFO     | 1.x***y | hello" in result.stdout
     for text in (result.stdout, project.log_text(), json.dumps(project.record())):
         assert "SuperSecretValue99" not in text
+
+
+def test_a_disk_full_before_the_run_starts_runs_no_module(project: Project, full_disk: Path
+                                                          ) -> None:
+    (full_disk / "filler").write_bytes(b"x" * (2 << 20))  # until the disk refuses more
+    project.module("1.work.py", "open('work ran', 'w').close()\n")
+    project.config(log_dir=str(full_disk))
+    result = project.run("--no-push")
+    assert result.returncode == 1
+    assert "cannot write the log file" in result.stdout
+    assert not (project.root / "work ran").exists()  # no work goes unrecorded

@@ -64,8 +64,10 @@ def test_a_run_changes_exactly_the_last_run_date_line(project: Project) -> None:
     changed = [(a, b) for a, b in zip(YAML.splitlines(), after.splitlines(), strict=True) if a != b]
     assert len(changed) == 1
     assert changed[0][1].startswith("last_run_date: '20")
-    assert changed[0][1].endswith("+01:00'") or changed[0][1].endswith("+02:00'")
-    assert cfg.load(str(project.root / "config.yaml")).last_run_date == changed[0][1][16:-1]
+    new_value = changed[0][1].split("'")[1]
+    assert new_value.endswith(("+01:00", "+02:00"))
+    assert changed[0][1] == f"last_run_date: '{new_value}'  # moved by each run"  # comment kept
+    assert cfg.load(str(project.root / "config.yaml")).last_run_date == new_value
 
 
 def test_a_missing_last_run_date_is_appended_and_crlf_kept(project: Project) -> None:
@@ -121,3 +123,11 @@ def test_yml_is_found_too(project: Project) -> None:
     result = project.run("--config", str(project.root / "config.yml"), "--list")
     assert result.returncode == EXIT_OK
     assert result.stdout.splitlines()[1].split()[:2] == ["1", "1.a"]
+
+
+def test_a_hash_inside_the_value_is_not_a_comment(project: Project) -> None:
+    yaml_project(project, "git: {push: never}\nlast_run_date: '2026-01-01T00:00:00+00:00' # a #b\n")
+    config = cfg.load(str(project.root / "config.yaml"))
+    cfg.set_key(config, "last_run_date", "2026-11-23T06:00:00+00:00")
+    assert (project.root / "config.yaml").read_text().endswith(
+        "last_run_date: '2026-11-23T06:00:00+00:00' # a #b\n")

@@ -13,6 +13,7 @@ from pipeline import config as cfg
 from pipeline import plan as planning
 from pipeline import window as windows
 from pipeline.codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, FatalError
+from pipeline.commands import printable
 
 EXAMPLES = """\
 commands:
@@ -132,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return _quietly_piped(lambda: _main(args))
     except FatalError as exc:
-        print(f"orchestrator: {exc}", file=sys.stderr)
+        print(f"orchestrator: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as exc:
         if exc.name not in REQUIREMENTS:
@@ -212,14 +213,14 @@ def format_plan(plan: planning.Plan) -> str:
     rows = [("#", "module", "critical", "timeout", "retries", "path")]
     for i, spec in enumerate(plan.modules, 1):
         path = spec.rel + (f" (on failure: {spec.on_failure.rel})" if spec.on_failure else "")
-        rows.append((str(i), spec.name, "yes" if spec.critical else "no",
-                     f"{spec.timeout_seconds:g}s", str(spec.retries), path))
+        rows.append((str(i), printable(spec.name), "yes" if spec.critical else "no",
+                     f"{spec.timeout_seconds:g}s", str(spec.retries), printable(path)))
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
              for row in rows]
     left_out = [s.name for s in plan.known if s not in plan.modules]
     if left_out:
-        lines.append(f"not in this run: {', '.join(left_out)}")
+        lines.append(f"not in this run: {printable(', '.join(left_out))}")
     return "\n".join(lines)
 
 

@@ -25,12 +25,12 @@ from typing import Any, NoReturn
 from pipeline import config as cfg
 from pipeline import runid
 from pipeline.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, FatalError
+from pipeline.commands import printable
 from pipeline.config import Config
 
 Record = dict[str, Any]
 DEFAULT_COUNT = 20
 FAILING = ("failed", "interrupted")
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 SUCCESSFUL = ("success", "partial")
 MARKS = {"success": "✓", "skipped": "↷", "failed": "✗", "recovered": "↺", "not_run": "·"}
 ASCII_MARKS = {"success": "+", "skipped": ">", "failed": "x", "recovered": "r", "not_run": "."}
@@ -120,8 +120,7 @@ def resume_record(log_dir: Path) -> tuple[Path, Record] | None:
 def _text(value: Any, missing: str = "?") -> str:
     """A record's value as text a terminal or a GitHub runner shows and nothing more:
     records are files a module can write, so control characters are written as \\xNN."""
-    text = missing if value is None else str(value)
-    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return printable(missing if value is None else str(value))
 
 
 def _seconds(value: Any) -> float | None:

@@ -156,3 +156,15 @@ def test_missing_requirements_name_the_install_command(three: Project, tmp_path)
     assert result.stderr.strip() == ("orchestrator: the requirements are not installed "
                                      "(no module 'loguru'): run `pip install -r requirements.txt`")
     assert json.loads(three.config_path.read_text())["last_run_date"] == BEFORE
+
+
+def test_a_module_file_name_with_a_newline_stays_on_one_line(project: Project) -> None:
+    name = "1.a\n::add-path::\r::set-env name=A::b.sh"
+    project.module(name, "exit 0\n")
+    project.config(modules=[f"modules/{name}"])
+    listing = project.run("--list")
+    assert listing.returncode == EXIT_OK
+    assert not any(line.startswith("::") for line in listing.stdout.splitlines())
+    assert "1.a\\x0a::add-path::\\x0d::set-env" in listing.stdout
+    error = project.run("--only", "nosuch")
+    assert error.returncode == EXIT_USAGE and len(error.stderr.splitlines()) == 1

@@ -37,6 +37,7 @@ class Held:
     path: Path
     fd: int
     since: float  # time.time() when the lock was taken
+    waited: bool = False  # another run held it first: what it wrote is newer than we read
 
 
 def find_git_dir(start: Path) -> Path | None:
@@ -80,11 +81,11 @@ def hold(root: Path, log_dir: Path, wait_seconds: float = 0.0) -> Iterator[Held]
     path = lock_path(root, log_dir)
     fd = _open(path)
     try:
-        _acquire(fd, path, wait_seconds)
+        waited = _acquire(fd, path, wait_seconds)
         since = time.time()
         _write_holder(fd, since)
         _HELD.add(fd)
-        yield Held(path, fd, since)
+        yield Held(path, fd, since, waited)
     finally:
         _HELD.discard(fd)
         os.close(fd)  # releases the lock (unless a child still holds the descriptor)
@@ -98,15 +99,18 @@ def _open(path: Path) -> int:
         raise FatalError(f"{path}: cannot open the run lock: {exc.strerror or exc}") from None
 
 
-def _acquire(fd: int, path: Path, wait_seconds: float) -> None:
+def _acquire(fd: int, path: Path, wait_seconds: float) -> bool:
+    """Take the lock; True if another run held it first."""
     deadline = time.monotonic() + max(wait_seconds, 0.0)
+    waited = False
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return waited
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 raise Busy(_busy_message(fd, path, wait_seconds)) from None
+            waited = True
             time.sleep(POLL_SECONDS)
 
 

@@ -23,6 +23,7 @@ from loguru import logger
 
 from pipeline import config as cfg
 from pipeline import execute, github, logs, runid
+from pipeline import plan as planning
 from pipeline import window as windows
 from pipeline.codes import (
     EXIT_FAILED,
@@ -158,6 +159,9 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
     execute.become_subreaper()
     try:
         with lock.hold(config.root, config.log_dir, options.wait_seconds) as held:
+            if held.waited:  # the run we waited for has moved last_run_date: read it anew
+                config = cfg.load(config.display)
+                plan = planning.build(config, plan.selection)
             said = [("WARNING", f"repaired what a killed run left: {line}")
                     for line in gitsync.repair(config.root, held.since)]
             said += _commit_back_lines(config, options, env)

@@ -130,6 +130,11 @@ def test_with_wait_the_second_run_runs_after_the_first(project: Project, tmp_pat
     out, err = second.communicate(timeout=60)
     assert second.returncode == EXIT_OK, out + err
     assert len(project.logs()) == 2
+    # The waiting run reads the state the first one left: its window starts where
+    # the first one's ended, so no data is handed out twice.
+    first_record, second_record = sorted(project.records(), key=lambda r: r["run_id"])
+    assert second_record["window"]["start"] == first_record["window"]["end"]
+    assert second_record["last_run_date_before"] == first_record["window"]["end"]
 
 
 def test_many_runs_at_once_in_one_checkout_all_commit(remote: Path) -> None:  # noqa: F811

@@ -196,7 +196,27 @@ def check(root: Path, settings: GitSettings, env: Mapping[str, str], log_dir: Pa
     _check_inside(where, "log_dir", log_dir)
     for name in settings.paths:
         _check_inside(where, f"git.paths entry {name!r}", root / name)
+    _check_secrets_stay(where, root, settings.paths, env)
     return f"push to {target} {branch}"
+
+
+def _check_secrets_stay(where: Where, root: Path, paths: tuple[str, ...],
+                        env: Mapping[str, str]) -> None:
+    """`.env` holds the local secrets: a git.paths entry that holds it must not commit it."""
+    dotenv = (root / ".env").absolute()
+    if not dotenv.is_file():
+        return
+    covering = [name for name in paths
+                if dotenv == (root / name).absolute() or (root / name).absolute() in dotenv.parents]
+    if not covering:
+        return
+    git = _Git(where, _base_env(env), str)
+    try:  # check-ignore refuses literal pathspecs; a file name has no magic here
+        git("check-ignore", "-q", "--", _rel(dotenv, where.top),
+            extra_env={"GIT_LITERAL_PATHSPECS": "0"})
+    except GitError:  # not ignored (or tracked): `git add` of the entry would take it
+        raise FatalError(f"commit-back: git.paths entry {covering[0]!r} would commit .env, "
+                         "which holds secrets: add `.env` to .gitignore") from None
 
 
 def uncommitted(root: Path, path: Path) -> bool:

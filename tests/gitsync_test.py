@@ -528,3 +528,17 @@ def test_preflight_names_the_target(remote: Path) -> None:
     git(project.root, "remote", "remove", "origin")  # not needed with a token
     assert gitsync.check(project.root, settings, env, project.log_dir) == (
         "push to https://github.com/o/r.git main")
+
+
+def test_git_paths_that_would_commit_env_are_refused_before_the_run(remote: Path) -> None:
+    project = clone(remote, "work clone")
+    project.config(project.read_config(), git={"push": "always", "paths": ["."]})
+    (project.root / ".env").write_text("MY_API_KEY=supersecret1\n")
+    result = project.run()
+    assert result.returncode == EXIT_USAGE
+    assert result.stderr.strip().endswith("git.paths entry '.' would commit .env, which holds "
+                                          "secrets: add `.env` to .gitignore")
+    assert not project.log_dir.exists()
+    (project.root / ".gitignore").write_text(".env\n")
+    assert project.run().returncode == 0
+    assert ".env" not in remote_files(remote) and ".gitignore" in remote_files(remote)

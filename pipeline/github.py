@@ -39,6 +39,7 @@ class Failure:
     critical: bool
     why: str  # "exit code 3", "timed out"...
     last_stderr: str = ""
+    recovered_by: str = ""  # its on_failure script, when that put things right: a warning
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ class Actions:
             self._annotate(Annotation("error", push_error, (("title", "push failed"),),
                                       "push failed"))
         for failure in failures:
-            kind = "error" if failure.critical else "warning"
+            kind = "error" if failure.critical and not failure.recovered_by else "warning"
             self._annotate(Annotation(kind, _annotation_text(failure),
                                       (("title", failure.name),), f"failed: {failure.name}"))
         self._flush_budgets()
@@ -215,6 +216,8 @@ class Actions:
 def _annotation_text(failure: Failure) -> str:
     kind = "critical" if failure.critical else "non-critical"
     text = f"{failure.name} ({kind}) failed: {failure.why}"
+    if failure.recovered_by:
+        text += f"; recovered by {failure.recovered_by}"
     return f"{text}; last stderr line: {failure.last_stderr}" if failure.last_stderr else text
 
 

@@ -303,8 +303,10 @@ def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None
     failures = [
         github.Failure(r.spec.name, r.spec.critical,
                        "interrupted" if r.last.interrupted else r.last.describe(),
-                       r.last.stderr_tail[-1] if r.last.stderr_tail else "")
-        for r in result.modules if r.status == "failed" and r.last is not None
+                       r.last.stderr_tail[-1] if r.last.stderr_tail else "",
+                       r.spec.on_failure.rel if r.status == "recovered" and r.spec.on_failure
+                       else "")
+        for r in result.modules if r.status in ("failed", "recovered") and r.last is not None
     ]
     actions.finish(result.record, failures=failures, commit=commit, push_error=push_error,
                    notifications=notifications)

@@ -141,3 +141,14 @@ def test_latest_moves_to_the_newest_run_with_files(project: Project) -> None:
     assert all((project.log_dir / "runs" / i / "out").exists() for i in ids)
 
 
+
+
+def test_a_recovered_module_is_a_warning_annotation_in_actions(project: Project, tmp_path) -> None:
+    pipeline(project, True)
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+           "GITHUB_OUTPUT": str(tmp_path / "output.txt")}
+    result = project.run("--no-push", env=env)
+    assert result.returncode == 0
+    assert ("::warning title=1.load::1.load (critical) failed: exit code 3; last stderr line: "
+            "disk full; recovered by modules/rollback.py") in result.stdout
+    assert "::error" not in result.stdout

@@ -149,6 +149,6 @@ def test_a_recovered_module_is_a_warning_annotation_in_actions(project: Project,
            "GITHUB_OUTPUT": str(tmp_path / "output.txt")}
     result = project.run("--no-push", env=env)
     assert result.returncode == 0
-    assert ("::warning title=1.load::1.load (critical) failed: exit code 3; last stderr line: "
-            "disk full; recovered by modules/rollback.py") in result.stdout
+    assert ("::warning title=1.load::1.load (critical) failed: exit code 3; recovered by "
+            "modules/rollback.py; last stderr line: disk full") in result.stdout
     assert "::error" not in result.stdout

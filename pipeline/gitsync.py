@@ -369,9 +369,12 @@ BOT_IDENTITY = {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_COMMITTER_NAME": BOT_NAME,
                 "GIT_AUTHOR_EMAIL": BOT_EMAIL, "GIT_COMMITTER_EMAIL": BOT_EMAIL}
 
 
-def _rel(path: Path, top: Path) -> str:
+def _rel(path: Path, top: Path, follow: bool = True) -> str:
+    """`path` relative to the work tree; with follow=False a symlink is itself (as
+    `runs/latest` is committed), not its target."""
     try:
-        return path.resolve().relative_to(top).as_posix()
+        real = path.resolve() if follow else path.parent.resolve() / path.name
+        return real.relative_to(top).as_posix()
     except ValueError:
         raise PushError(f"{path} is outside the repository {top}: it cannot be committed") from None
 
@@ -420,8 +423,8 @@ def _commit(git: _Git, req: Request) -> tuple[str, str | None] | None:
 def _extra_paths(git: _Git, req: Request) -> list[str]:
     """git.paths that exist now or are tracked (so that deletions are committed too)."""
     top = git.where.top
-    rels = [_rel(req.root / name, top) for name in req.extra]
-    missing = [rel for rel in rels if not (top / rel).exists()]
+    rels = [_rel(req.root / name, top, follow=False) for name in req.extra]
+    missing = [rel for rel in rels if not os.path.lexists(top / rel)]
     tracked = set()
     if missing:
         listed = git.raw("ls-files", "-z", "--", *missing).decode(errors="surrogateescape")

@@ -317,7 +317,10 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
     """(the pushed commit, None), or (None, why) when committing or pushing failed (logged)."""
     from pipeline import gitsync
 
-    extra = config.git.paths + ((_relative(result.run_dir, config.root),)
+    # The run's folder, and `latest` now that it points there (else the link shows as
+    # changed in the checkout after every run).
+    run_dir = (result.run_dir, result.run_dir.parent / runid.LATEST)
+    extra = config.git.paths + (tuple(_relative(p, config.root) for p in run_dir)
                                 if result.record.get("run_dir") else ())
     all_skipped = all(m.status == "skipped" for m in result.modules)
     request = gitsync.Request(

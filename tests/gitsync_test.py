@@ -542,3 +542,18 @@ def test_git_paths_that_would_commit_env_are_refused_before_the_run(remote: Path
     (project.root / ".gitignore").write_text(".env\n")
     assert project.run().returncode == 0
     assert ".env" not in remote_files(remote) and ".gitignore" in remote_files(remote)
+
+
+def test_the_run_folder_and_latest_are_committed_and_the_checkout_left_clean(
+        remote: Path) -> None:
+    project = clone(remote, "work clone")
+    project.module("1.a.py", "import os, pathlib\n"
+                   "(pathlib.Path(os.environ['PIPELINE_RUN_DIR']) / 'report.txt').write_text('r')\n")
+    assert project.run().returncode == 0
+    assert project.run().returncode == 0
+    ids = sorted(r["run_id"] for r in project.records())
+    files = remote_files(remote)
+    assert all(f"data and logs/runs/{i}/report.txt" in files for i in ids)
+    assert "data and logs/runs/latest" in files
+    assert git(remote, "cat-file", "-p", "main:data and logs/runs/latest") == ids[-1]
+    assert git(project.root, "status", "--porcelain", "--", "data and logs") == ""

@@ -46,7 +46,7 @@ EXAMPLE = '''\
 """An example module: one stage of the pipeline. Replace it with your own.
 
 The orchestrator runs it with the run's settings in its environment (README.md,
-"How a module runs"). Exit 0: success; exit 10: skipped (nothing to do); any
+"Writing a module"). Exit 0: success; exit 10: skipped (nothing to do); any
 other code: failed.
 """
 
@@ -139,7 +139,7 @@ def check_free(target: Path, files: dict[str, bytes]) -> None:
         raise FatalError(f"{target} exists and is not a folder; init wrote nothing")
     for name in files:
         path = target / name
-        if os.path.lexists(path):
+        if os.path.lexists(path) and not (name == ".gitignore" and path.is_file()):
             raise FatalError(f"{path} already exists; init wrote nothing")
         for parent in path.relative_to(target).parents:
             folder = target / parent
@@ -152,9 +152,28 @@ def write_files(target: Path, files: dict[str, bytes]) -> None:
     """Exclusive creation: a file that appeared since the check is not overwritten either."""
     for name, content in files.items():
         path = target / name
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if name == ".gitignore" and path.is_file():
+                _extend_gitignore(path, content.decode())
+                continue
             with open(path, "xb") as handle:
                 handle.write(content)
         except OSError as exc:
             raise FatalError(f"init: cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _extend_gitignore(path: Path, wanted: str) -> None:
+    """A repository's own .gitignore is kept as it is; the lines it lacks are added
+    at its end (.env above all: the secrets of local runs)."""
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    have = {line.strip() for line in text.splitlines()}
+    missing = [line for line in wanted.splitlines()
+               if line.strip() and not line.startswith("#") and line.strip() not in have]
+    if not missing:
+        return
+    addition = "\n# For the pipeline: local secrets, the virtual environment, caches.\n"
+    with open(path, "a", encoding="utf-8", errors="surrogateescape") as handle:
+        handle.write(("" if text.endswith("\n") or not text else "\n") + addition
+                     + "\n".join(missing) + "\n")
+    print(f"{path}: added {', '.join(missing)}")

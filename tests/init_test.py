@@ -125,3 +125,20 @@ def test_init_into_a_repository_with_history_keeps_it(tmp_path: Path) -> None:
     untracked = git(tmp_path, "status", "--porcelain").splitlines()
     assert sorted(untracked) == ["?? .github/", "?? .gitignore", "?? config.json", "?? modules/",
                                  "?? orchestrator.py", "?? pipeline/", "?? requirements.txt"]
+
+
+def test_init_keeps_a_repositorys_own_gitignore_and_adds_what_it_lacks(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text("node_modules/\n.env\n")
+    result = init(cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / ".gitignore").read_text()
+    assert text.startswith("node_modules/\n.env\n")  # what was there stays, first
+    assert text.count(".env") == 1 and ".venv/" in text and "__pycache__/" in text
+    assert ".gitignore: added .venv/" in result.stdout
+
+
+def test_init_into_a_path_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    for where in ("/proc/no-such/x", "/dev/null/x"):
+        result = init(where, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr

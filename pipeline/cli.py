@@ -171,8 +171,6 @@ def _main(args: argparse.Namespace) -> int:
         only=tuple(sum(args.only, [])), start=args.start, skip=tuple(sum(args.skip, [])),
         resume=args.resume,
     )
-    env = cfg.load_env(config.root, os.environ)
-    cfg.check_environment(config, env)
     plan = planning.build(config, selection)
     backfill = _backfill(args, config)
     if args.list:
@@ -180,6 +178,8 @@ def _main(args: argparse.Namespace) -> int:
         if backfill is not None:
             print(format_intervals(backfill))
         return EXIT_OK
+    env = cfg.load_env(config.root, os.environ)
+    cfg.check_environment(config, env)
     if plan.note:
         print(f"orchestrator: {plan.note}", file=sys.stderr)
         return EXIT_OK

@@ -234,7 +234,7 @@ def read(path: Path, display: str, kind: ConfigKind) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise FatalError(f"{display}: config file not found (use --config PATH)") from None
+        raise FatalError(f"{display}: config file not found") from None
     except UnicodeDecodeError as exc:
         raise FatalError(f"{display}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:

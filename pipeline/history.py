@@ -292,10 +292,10 @@ def _marks(record: Record, style: Style) -> str:
 
 def _notes(record: Record) -> str:
     notes = []
-    failed = [_text(m.get("name")) for m in _modules(record)
-              if m.get("status") in ("failed", "recovered")]
-    if failed:
-        notes.append("failed: " + ", ".join(failed))
+    for status in ("failed", "recovered"):
+        names = [_text(m.get("name")) for m in _modules(record) if m.get("status") == status]
+        if names:
+            notes.append(f"{status}: " + ", ".join(names))
     for key, note in (("dry_run", "dry run"), ("backfill", "backfill"), ("force", "forced")):
         if record.get(key) is True:
             notes.append(note)

@@ -370,8 +370,9 @@ def headline(record: Mapping[str, Any], log_link: str | None, pipeline: str | No
              ) -> str:
     """One line: status, run id, the modules that failed or were recovered, the log."""
     modules = [m for m in record.get("modules") or [] if isinstance(m, Mapping)]
-    of = f" of {pipeline}" if pipeline else ""
-    parts = [f"pipeline {record.get('status', 'unknown')}{of}: run {record.get('run_id', '?')}"]
+    where = f"{pipeline}: " if pipeline else ""
+    parts = [f"{where}pipeline {record.get('status', 'unknown')}: run "
+             f"{record.get('run_id', '?')}"]
     for status in ("failed", "recovered"):
         names = [str(m.get("name", "?")) for m in modules if m.get("status") == status]
         if names:

@@ -685,7 +685,8 @@ def _store_state(config: Config, plan: Plan, result: RunResult, options: Options
                  backfill: Window | None, config_ok: bool) -> None:
     moment, why = new_last_run_date(plan, result, options, backfill)
     if moment is None:
-        logger.info(f"last_run_date left at {config.last_run_date or 'none'}: {why}")
+        before = f"at {config.last_run_date}" if config.last_run_date else "unset"
+        logger.info(f"last_run_date left {before}: {why}")
         return
     if not config_ok:
         return

@@ -149,8 +149,8 @@ BAD_CONFIGS = [
     ('{"notify": [{"email": {"to": "ops", "from": "a@b", "host": "h"}}]}', "notify[0].email.to: must be an address or a list"),
     ('{"notify": [{"email": {"to": "o@x", "host": "h"}}]}', "notify[0].email.from: is required"),
     ('{"notify": [{"email": {"to": "o@x", "from": "a@b", "host": "h", "port": 0}}]}', "notify[0].email.port: must be a port number"),
-    ('{"notify": [{"webhook": "https://x/${HOOK_PATH}"}]}', "notify[0]: ${HOOK_PATH} is used but the variable HOOK_PATH is not set"),
-    ('{"notify": [{"email": {"to": "o@x", "from": "a@b", "host": "h", "password_env": "SMTP_PW"}}]}', "notify[0].email.password_env: the variable SMTP_PW is not set"),
+    ('{"modules": ["modules/a.py"], "notify": [{"webhook": "https://x/${HOOK_PATH}"}]}', "notify[0]: ${HOOK_PATH} is used but the variable HOOK_PATH is not set"),
+    ('{"modules": ["modules/a.py"], "notify": [{"email": {"to": "o@x", "from": "a@b", "host": "h", "password_env": "SMTP_PW"}}]}', "notify[0].email.password_env: the variable SMTP_PW is not set"),
 ]
 
 

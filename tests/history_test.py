@@ -185,7 +185,7 @@ def test_history_marks_every_module_status_and_notes_what_was_special(logs: Path
                                          selection={"resume_of": "20261122_06h00"}))
     lines = history.history_lines(list(history.records_newest_first(logs)), logs,
                                   history.Style(False, history.MARKS))
-    assert "✓↷✗↺·?  (failed: 3.m, 4.m; forced; resumes 20261122_06h00)" in lines[1]
+    assert "✓↷✗↺·?  (failed: 3.m; recovered: 4.m; forced; resumes 20261122_06h00)" in lines[1]
     assert lines[2] == "1 run: success rate 0% (0 of 1), median duration 12.5s"
 
 

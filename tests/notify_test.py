@@ -219,7 +219,7 @@ def test_headline_is_one_line() -> None:
     record = failed_record()
     record["modules"][3]["name"] = "4.trans\nform"
     assert notify.headline(record, LINK, "weather") == (
-        f"pipeline failed of weather: run {RUN_ID}; failed: 4.trans form; "
+        f"weather: pipeline failed: run {RUN_ID}; failed: 4.trans form; "
         f"recovered: 3.load; log: {LINK}")
     assert notify.headline(failed_record(), None).endswith(
         "; log: data and logs/workflow_20261123_06h00.log")

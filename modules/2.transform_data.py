@@ -184,8 +184,19 @@ def report(result: Result) -> None:
           f"{result.duplicates:,} duplicates dropped, {len(result.rejected):,} rejected; {dates}")
 
 
+def known_source(name: str) -> None:
+    """`transform.source` must name one of `sources`: a typo is an error, not a skip
+    that repeats on every run."""
+    sources = common.settings().get("sources")
+    ids = [s.get("id") for s in sources if isinstance(s, dict)] if isinstance(sources, list) else []
+    if ids and name not in ids:
+        raise common.SettingsError(f"{common.config_path().name}: transform.source: {name!r} is "
+                                   f"not the id of one of `sources` ({', '.join(map(str, ids))})")
+
+
 def main() -> int:
     settings = common.section("transform", DEFAULTS)
+    known_source(settings["source"])
     folder = common.data_dir()
     source = input_file(folder, settings["source"])
     stem = settings["source"]

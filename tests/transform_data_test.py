@@ -385,3 +385,12 @@ def test_a_broken_manifest_is_one_line_and_exit_2(project: Project, stage: str,
                              "move it away to start afresh\n"
                              if state is not None else
                              f"{Path(stage).stem}: {manifest}: {problem}\n")
+
+
+def test_a_source_that_is_not_among_the_sources_is_a_bad_setting(project: Project) -> None:
+    project.config(sources=[{"id": "seattle-weather", "url": "x.csv", "format": "csv"}],
+                   transform={"source": "nope"})
+    result = run_stage(project, "2.transform_data.py")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("2.transform_data: config.json: transform.source: 'nope' is "
+                                     "not the id of one of `sources` (seattle-weather)")

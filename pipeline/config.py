@@ -37,7 +37,7 @@ GIT_KEYS = frozenset(
     {"push", "remote", "branch", "paths", "commit_message", "author_name",
      "author_email", "push_retries", "commit"}
 )
-# A module file name starts with a number, then ".", "_" or "-" (README: "Modules and discovery").
+# A module file name starts with a number, then ".", "_" or "-" (README: "config.json", `modules`).
 NUMBERED = re.compile(r"^(\d+)[._-](.+)$")
 
 
@@ -386,10 +386,27 @@ def module_command(path: Path, display: str, key: str) -> tuple[str, ...]:
     if path.suffix == ".sh":
         return ("bash", str(path))
     if os.stat(path).st_mode & stat.S_IXUSR:
+        _check_runnable(path, display, key)
         return (str(path),)
     raise FatalError(
         f"{display}: {key}: {path.name!r} is neither .py, .sh nor executable (chmod +x it)"
     )
+
+
+# What the kernel can execute: a script with its interpreter line, or a program.
+EXECUTABLE_MAGIC = (b"#!", b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+
+
+def _check_runnable(path: Path, display: str, key: str) -> None:
+    """Found now, not as `Exec format error` when the run reaches the module at 06:00."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise FatalError(f"{display}: {key}: cannot read {path.name!r}: {exc.strerror}") from None
+    if not head.startswith(EXECUTABLE_MAGIC):
+        raise FatalError(f"{display}: {key}: {path.name!r} has a run bit but no #! line: add "
+                         "one (e.g. #!/usr/bin/env bash), or name it .sh or .py")
 
 
 def _check_unique(check: _Checker, specs: tuple[ModuleSpec, ...]) -> None:

@@ -54,7 +54,7 @@ def test_module_entries_take_defaults_and_overrides(project: Project) -> None:
 ])
 def test_names_numbers_and_short_names(project: Project, name: str, number: str | None,
                                         short: str | None) -> None:
-    path = project.module(name, "exit 0\n", mode=0o755)
+    path = project.module(name, "#!/bin/sh\nexit 0\n", mode=0o755)
     spec = cfg.module_spec(path, project.root, display="c", key="k")
     assert spec.number == number
     assert spec.short_name == short
@@ -284,3 +284,16 @@ def test_writing_last_run_date_keeps_module_settings_as_written(project: Project
 def test_dump_json_matches_the_standard_library_on_ordinary_values() -> None:
     value = {"a": [1, 2, {"b": None, "c": []}], "d": {}, "e": "ü\n\"", "f": True, "g": 1.5}
     assert cfg.dump_json(value) == json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def test_an_executable_without_an_interpreter_line_is_refused_at_load(project: Project) -> None:
+    project.module("1.fetch", "echo hi\n", mode=0o755)
+    project.config({})
+    result = project.run()
+    assert result.returncode == EXIT_USAGE
+    assert result.stderr.strip().endswith("modules/1.fetch: '1.fetch' has a run bit but no #! "
+                                          "line: add one (e.g. #!/usr/bin/env bash), or name it "
+                                          ".sh or .py")
+    assert not project.log_dir.exists()
+    project.module("1.fetch", "#!/bin/sh\necho hi\n", mode=0o755)
+    assert project.run().returncode == 0

@@ -56,25 +56,23 @@ def _names(value: str) -> list[str]:
     return names
 
 
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if not 0 <= seconds <= cfg.MAX_SECONDS:
-        raise argparse.ArgumentTypeError(f"{value!r}: from 0 to {cfg.MAX_SECONDS:.0f} seconds")
-    return seconds
+def _number(unit: str, low: float, high: float, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number of `unit` from `low` (or above it) to `high`."""
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a number of {unit}") from None
+        if not (low < number if above else low <= number) or not number <= high:
+            bound = f"above {low:g}" if above else f"from {low:g}"
+            raise argparse.ArgumentTypeError(f"{value!r}: a number of {unit} {bound} and at "
+                                             f"most {high:.0f}")
+        return number
+    return parse
 
 
-def _minutes(value: str) -> float:
-    try:
-        minutes = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of minutes") from None
-    if not 0 < minutes <= cfg.MAX_MINUTES:
-        raise argparse.ArgumentTypeError(f"{value!r}: a number of minutes above 0 and at "
-                                         f"most {cfg.MAX_MINUTES:.0f} (10 years)")
-    return minutes
+_seconds = _number("seconds", 0, cfg.MAX_SECONDS)  # --wait: up to 7 days
+_minutes = _number("minutes", 0, cfg.MAX_MINUTES, above=True)  # --window: up to 10 years
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -177,7 +177,7 @@ def test_list_prints_the_intervals_and_runs_nothing(project: Project) -> None:
      "--every: .* is longer than any window can be"),
     (["--since", "0001-01-01T00:00:00+14:00", "--until", "2026-01-02"],
      "--since: .* is outside the range of dates"),
-    (["--window", "1e308"], "--window: .*at most 5270400 \\(10 years\\)"),
+    (["--window", "1e308"], "--window: .*at most 5270400"),
     (["--window", "nan"], "--window: 'nan': a number of minutes above 0"),
 ])
 def test_bad_windows_exit_2_and_run_nothing(project: Project, args: list[str], words: str) -> None:

@@ -177,25 +177,6 @@ def become_subreaper() -> bool:
     return _subreaper
 
 
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_us() -> Callable[[], None] | None:
-    """In the module, before it starts (Linux): a SIGTERM when the orchestrator dies,
-    even by SIGKILL, so that a killed run does not leave its module running on."""
-    if not sys.platform.startswith("linux"):
-        return None
-    parent = os.getpid()
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not after the fork
-
-    def arm() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # we died before it was armed
-            os._exit(128 + signal.SIGTERM)
-
-    return arm
-
-
 class Cancel:
     """Catches SIGINT and SIGTERM for the length of a run.
 
@@ -382,7 +363,6 @@ def run_module(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: a stop reaches its children
-            preexec_fn=_die_with_us(),
         )
     except OSError as exc:
         finished = datetime.now(ctx.tz)
@@ -589,17 +569,33 @@ class _Watch:
 
 
 def _children() -> dict[int, tuple[str, int]]:
-    """This process's children: pid -> (state, process group), from /proc (Linux)."""
-    me, found = os.getpid(), {}
+    """This process's children: pid -> (state, process group), from /proc (Linux).
+
+    Most modules leave nothing: one waitid() says whether we have any child at all,
+    and only then is /proc read (a file per process of the machine).
+    """
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return {}
+    me, found = str(os.getpid()).encode(), {}
     with contextlib.suppress(OSError):
         for name in os.listdir("/proc"):
             if name.isdigit():
                 with contextlib.suppress(OSError, IndexError, ValueError):
                     # After the command name, which may hold anything, in parentheses.
-                    fields = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()
-                    if int(fields[1]) == me:
+                    fields = _read_stat(name).rsplit(b")", 1)[1].split()
+                    if fields[1] == me:
                         found[int(name)] = (fields[0].decode(), int(fields[2]))
     return found
+
+
+def _read_stat(pid: str) -> bytes:
+    fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    try:
+        return os.read(fd, 1024)
+    finally:
+        os.close(fd)
 
 
 def _kill(pid: int, group: int) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -68,33 +67,6 @@ def test_a_signal_after_the_run_does_not_change_its_exit_code(project: Project) 
     assert proc.returncode != -signal.SIGTERM
     assert "Traceback" not in err
     assert project.record()["status"] == "success"
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-def test_a_killed_orchestrator_takes_its_module_with_it(project: Project) -> None:
-    project.module("1.wait.sh", 'echo $$ > "$PIPELINE_RUN_DIR/../../module.pid"\nexec sleep 120\n')
-    project.config({})
-    proc = subprocess.Popen(project.command(), cwd=project.root, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    pid_file = project.log_dir / "module.pid"
-    deadline = time.monotonic() + 60
-    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    module = int(pid_file.read_text())
-    proc.kill()
-    proc.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while alive(module) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not alive(module)
 
 
 def test_sighup_is_a_cancel(project: Project) -> None:

@@ -1,8 +1,11 @@
 """Entry point: `python orchestrator.py --help`."""
 import signal
 
-# A cancel while the runner is still starting (SIGTERM as SIGINT) ends it quietly: exit 130.
-signal.signal(signal.SIGTERM, signal.default_int_handler)
+# A cancel while the runner is still starting ends it quietly: exit 130. SIGINT is
+# set too: a shell starts a background job with it ignored, and the run must be
+# cancellable however it was started.
+for _signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_signum, signal.default_int_handler)
 try:
     from pipeline.cli import main
 except KeyboardInterrupt:

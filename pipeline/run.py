@@ -578,8 +578,11 @@ def _notify(config: Config, result: RunResult, options: Options, env: Mapping[st
                         log_link=link, mask=masker, dry_run=options.dry_run,
                         pipeline=pipeline_name(config, env))
     failed = set(notify.failures(lines))
-    for line in lines:
-        logger.log("WARNING" if line in failed else "INFO", f"notify: {line}")
+    # One line per channel that wants this status, in order: name each by its place
+    # in the config, so that two webhooks on one host can be told apart.
+    wanted = [i for i, channel in enumerate(config.notify) if result.status in channel.on]
+    for i, line in zip(wanted, lines, strict=False):
+        logger.log("WARNING" if line in failed else "INFO", f"notify[{i}]: {line}")
     return lines
 
 

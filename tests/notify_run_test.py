@@ -58,7 +58,7 @@ def test_a_failed_run_writes_its_review_and_posts_it_masked(project: Project,
     assert "1.load" in body["text"]
     assert body["run"]["run_id"] == record["run_id"]
     assert SECRET.encode() not in posted.body
-    assert "notify: webhook http://127.0.0.1" in result.stdout
+    assert "notify[0]: webhook http://127.0.0.1" in result.stdout
     assert "path-part" not in result.stdout and "tok-123456" not in result.stdout
 
 
@@ -84,4 +84,17 @@ def test_a_dead_endpoint_costs_a_warning_and_not_the_exit_code(project: Project)
     project.config(notify=[{"webhook": "http://127.0.0.1:9/hook", "on": ["success"]}])
     result = project.run()
     assert result.returncode == EXIT_OK
-    assert "| WARNING  | orchestrator | notify: webhook http://127.0.0.1:9: failed" in result.stdout
+    assert "| WARNING  | orchestrator | notify[0]: webhook http://127.0.0.1:9: failed" in result.stdout
+
+
+def test_two_webhooks_on_one_host_are_told_apart(project: Project, hook: HookServer) -> None:
+    project.module("1.a.py", OK)
+    project.config(notify=[{"webhook": hook.url("/one"), "on": ["success"]},
+                           {"webhook": "http://127.0.0.1:9/two", "on": ["failed"]},
+                           {"webhook": hook.url("/three"), "on": ["success"]}])
+    result = project.run()
+    assert result.returncode == EXIT_OK
+    assert "notify[0]: webhook http://127.0.0.1" in result.stdout
+    assert "notify[2]: webhook http://127.0.0.1" in result.stdout
+    assert "notify[1]" not in result.stdout  # it does not want a success
+    assert sorted(p.path for p in hook.posted) == ["/one", "/three"]

@@ -169,7 +169,17 @@ def resolve(known: Sequence[ModuleSpec], name: str, option: str,
         raise FatalError(f"{option}: modules/{unlisted} is not in the pipeline: "
                          f"{config.display if config else 'the config'} does not list it "
                          f"(known modules: {names})")
-    raise FatalError(f"{option}: unknown module {name!r}; known modules: {names}")
+    raise FatalError(f"{option}: unknown module {name!r}{_did_you_mean(known, name)}; "
+                     f"known modules: {names}")
+
+
+def _did_you_mean(known: Sequence[ModuleSpec], name: str) -> str:
+    import difflib
+
+    candidates = {s.name: s.name for s in known}
+    candidates.update({s.short_name: s.name for s in known if s.short_name})
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean {candidates[close[0]]!r}?)" if close else ""
 
 
 def _unlisted_file(config: Config, name: str) -> str | None:

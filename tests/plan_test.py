@@ -92,7 +92,7 @@ def test_an_unknown_name_lists_the_known_ones(three: Project) -> None:
     with pytest.raises(FatalError) as caught:
         planning.build(load(three), Selection(skip=("transform",)))
     assert str(caught.value) == (
-        "--skip: unknown module 'transform'; known modules: "
+        "--skip: unknown module 'transform' (did you mean '2.transform_data'?); known modules: "
         "1.file_retrieval, 2.transform_data, 0.retention_policy"
     )
 
@@ -155,3 +155,10 @@ def test_resume_of_a_module_no_longer_in_the_pipeline_is_an_error(three: Project
     write_record(three, "20261123_06h00", "2026-11-23T06:00:00+00:00", [("9.gone", "failed")])
     with pytest.raises(FatalError, match="--resume: unknown module '9.gone'"):
         planning.build(load(three), Selection(resume=True))
+
+
+def test_a_mistyped_module_name_gets_a_did_you_mean(three: Project) -> None:
+    config = cfg.load(str(three.config_path))
+    with pytest.raises(FatalError, match=r"--only: unknown module 'transfrom_data' \(did you "
+                                         r"mean '2\.transform_data'\?\)"):
+        planning.build(config, planning.Selection(only=("transfrom_data",)))

@@ -305,10 +305,11 @@ def _notes(record: Record) -> str:
     return f"  ({'; '.join(notes)})" if notes else ""
 
 
-def _summary(count: int, statuses: list[str], durations: list[float | None]) -> str:
+def _summary(count: int, statuses: list[str], durations: list[float | None],
+             good_statuses: tuple[str, ...] = ("success",)) -> str:
     import statistics  # 4 ms to import: only the commands that summarise need it
 
-    good = statuses.count("success")
+    good = sum(statuses.count(status) for status in good_statuses)
     known = [d for d in durations if d is not None]
     median = format_duration(statistics.median(known)) if known else "?"
     return (f"{count} run{'s' if count > 1 else ''}: success rate {100 * good / count:.0f}% "
@@ -349,8 +350,10 @@ def _module_table(entries: list[tuple[Record, dict[str, Any] | None]], style: St
     present = [entry for _, entry in entries if entry]
     name = _text(present[0].get("name"))
     statuses = [_text(entry.get("status")) for entry in present]
+    # A module that skipped did what it should: "conditions not met" is no failure.
     summary = _summary(len(present), statuses,
-                       [_seconds(entry.get("duration_seconds")) for entry in present])
+                       [_seconds(entry.get("duration_seconds")) for entry in present],
+                       good_statuses=("success", "skipped"))
     return [*lines, f"{name} in {summary}"]
 
 

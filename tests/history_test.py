@@ -336,3 +336,9 @@ def test_a_hostile_record_cannot_act_on_the_runner_or_the_terminal(project: Proj
         assert set(acted) <= {"stop-commands", *(c.data for c in Runner().feed(result.stdout)
                                                   if c.name == "stop-commands")}, acted
         assert "\\x0a::add-path::/h1" in result.stdout
+
+
+def test_a_module_that_skipped_counts_as_done_in_its_success_rate() -> None:
+    assert history._summary(3, ["success", "skipped", "failed"], [1.0, 2.0, 3.0],
+                            good_statuses=("success", "skipped")).startswith(
+        "3 runs: success rate 67% (2 of 3)")

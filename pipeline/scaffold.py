@@ -79,12 +79,14 @@ if run_dir:
 
 NEXT_STEPS = """\
 Next steps:
-  1. Create the virtual environment and try a run (nothing is pushed):
+  1. Create the virtual environment and rehearse a run (nothing is stored or pushed):
        cd {where}
        python3 -m venv .venv && .venv/bin/pip install -r requirements.txt
-       .venv/bin/python orchestrator.py --no-push
-  2. Commit and push (run `git init` first if this is not a repository yet):
-       git add -A && git commit -m "Set up the pipeline" && git push
+       .venv/bin/python orchestrator.py --dry-run
+  2. Commit the set-up, not the rehearsal's log (run `git init` first if this is
+     not a repository yet), and push:
+       git add .gitignore .github config.json modules orchestrator.py pipeline requirements.txt
+       git commit -m "Set up the pipeline" && git push
      The workflow's schedule runs on the default branch only.
   3. Secrets: on GitHub, Settings > Secrets and variables > Actions; then name
      each one in the `env:` of .github/workflows/pipeline.yml.

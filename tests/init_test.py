@@ -142,3 +142,20 @@ def test_init_into_a_path_that_cannot_be_made_is_one_line(tmp_path: Path) -> Non
         result = init(where, cwd=tmp_path)
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_the_next_steps_commit_the_set_up_and_not_the_rehearsal(tmp_path: Path) -> None:
+    target = tmp_path / "repo"
+    result = init(str(target), cwd=tmp_path)
+    assert "orchestrator.py --dry-run" in result.stdout
+    add = next(line for line in result.stdout.splitlines() if "git add" in line)
+    paths = add.split("git add", 1)[1].split()
+    git(target, "init", "-q")
+    rehearsal = subprocess.run([sys.executable, "orchestrator.py", "--dry-run"], cwd=target,
+                               capture_output=True, text=True, timeout=60)
+    assert rehearsal.returncode == 0, rehearsal.stderr
+    git(target, "add", *paths)
+    git(target, "commit", "-qm", "Set up the pipeline")
+    committed = git(target, "ls-files")
+    assert "config.json" in committed and "pipeline/run.py" in committed
+    assert "data and logs" not in committed and ".venv" not in committed

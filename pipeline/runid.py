@@ -16,7 +16,6 @@ STUB_FORMAT = "%Y%m%d_%Hh%M"
 PREFIX = "workflow_"
 LOG_SUFFIX = ".log"
 RECORD_SUFFIX = ".json"
-RECORD_GLOB = f"{PREFIX}*{RECORD_SUFFIX}"
 RUNS_FOLDER = "runs"
 LATEST = "latest"
 # A run id: its minute, then an optional `_N` (N >= 2).

@@ -6,15 +6,13 @@ kept untouched, in their order, whenever the file is written.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
 import stat
 import string
 import sys
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
@@ -285,7 +283,7 @@ def _check_typos(check: _Checker, raw: dict[str, Any]) -> None:
     for key in raw:
         if key in ORCHESTRATOR_KEYS:
             continue
-        close = difflib.get_close_matches(key, ORCHESTRATOR_KEYS, n=1)
+        close = _close_match(key, ORCHESTRATOR_KEYS)
         if close:
             raise FatalError(f"{check.display}: unknown key {key!r}: did you mean {close[0]!r}?")
 
@@ -576,7 +574,7 @@ class _Checker:
     def known(self, obj: dict[str, Any], keys: frozenset[str], where: str) -> None:
         unknown = sorted(set(obj) - keys)
         if unknown:
-            close = difflib.get_close_matches(unknown[0], keys, n=1)
+            close = _close_match(unknown[0], keys)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(keys))}"
             self.fail(f"{where}.{unknown[0]}", f"unknown key ({hint})")
 
@@ -667,15 +665,22 @@ def _show(value: Any) -> str:
         return type(value).__name__
 
 
+def _close_match(key: str, known: Collection[str]) -> list[str]:
+    """difflib's nearest known key at its default cutoff; imported only when a key is unknown."""
+    import difflib
+
+    return difflib.get_close_matches(key, known, n=1)
+
+
 def zone(name: str) -> tzinfo:
-    """An IANA zone; "UTC" works even where the system has no zone database."""
+    """An IANA zone; "UTC" needs no zone database (nor the import of zoneinfo)."""
+    if name == "UTC":
+        return timezone.utc
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        if name == "UTC":
-            return timezone.utc
         raise ValueError(name) from None
 
 
@@ -757,7 +762,8 @@ def write_atomic(path: Path, text: str) -> None:
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     mode = _mode_of(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
@@ -766,13 +772,13 @@ def write_atomic(path: Path, text: str) -> None:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
 
 
 def _mode_of(path: Path) -> int:
-    """Keep the file's mode: mkstemp creates 0600, which would hide it from others."""
+    """Keep the file's mode: the temporary file is 0600, which would hide it from others."""
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:

@@ -7,7 +7,7 @@ docs/actions.md.
 
 from __future__ import annotations
 
-import secrets
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,7 +92,7 @@ class Actions:
             return
         self._write(f"::{self._token}::")
         self._write(text)
-        self._token = secrets.token_hex(16)
+        self._token = os.urandom(16).hex()
         self._write(f"::stop-commands::{self._token}")
 
     def start_group(self, title: str) -> None:
@@ -116,7 +116,7 @@ class Actions:
         lifts it for one line and renews the token."""
         if not self.enabled or self._token is not None:
             return
-        self._token = secrets.token_hex(16)
+        self._token = os.urandom(16).hex()
         self._write(f"::stop-commands::{self._token}")
 
     def end_untrusted(self) -> None:
@@ -247,9 +247,9 @@ def step_outputs(record: Mapping[str, Any], commit: str | None) -> dict[str, str
 def output_entry(name: str, value: str) -> str:
     """`name<<delimiter`, the value, the delimiter: safe for any value (GitHub's
     "Multiline strings"); the delimiter is random and checked not to occur in it."""
-    delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+    delimiter = f"ghadelimiter_{os.urandom(16).hex()}"
     while delimiter in value or delimiter in name:  # pragma: no cover (2**-128)
-        delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+        delimiter = f"ghadelimiter_{os.urandom(16).hex()}"
     return f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
 
 

@@ -18,11 +18,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -388,9 +386,8 @@ def _head(git: _Git) -> str | None:
 
 @contextmanager
 def _temporary_index(git_dir: Path) -> Iterator[str]:
-    fd, path = tempfile.mkstemp(dir=git_dir, prefix=TEMP_INDEX_PREFIX)
-    os.close(fd)
-    os.unlink(path)  # git creates it; an empty file is not a valid index
+    # A fresh name (git creates the file: an empty file is not a valid index).
+    path = str(git_dir / f"{TEMP_INDEX_PREFIX}{os.getpid()}-{os.urandom(6).hex()}")
     try:
         yield path
     finally:
@@ -569,6 +566,8 @@ def _pushed(git: _Git, ours: str, commit: str, branch: str, target: str, attempt
 
 def _backoff(attempt: int) -> float:
     """Exponential with jitter, so that racing runs do not collide again in step."""
+    import random  # only a rejected push needs it
+
     return BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1] * random.uniform(0.5, 1.0)
 
 

@@ -21,9 +21,8 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, TextIO
 
-from loguru import logger
-
 from pipeline import commands
+from pipeline.logger import logger
 from pipeline.runid import log_name, record_name
 
 MASK = "***"

@@ -19,8 +19,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from loguru import logger
-
 from pipeline import config as cfg
 from pipeline import execute, github, logs, runid
 from pipeline import plan as planning
@@ -37,6 +35,7 @@ from pipeline.codes import (
 )
 from pipeline.config import Config, ModuleSpec
 from pipeline.execute import Cancel, Outcome, RunContext
+from pipeline.logger import logger
 from pipeline.plan import Plan
 from pipeline.window import Window
 

@@ -13,7 +13,7 @@ import stat
 import string
 import sys
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any, Literal, NoReturn
@@ -155,6 +155,14 @@ class Config:
     schedule: str | None = None  # a cron line, UTC
     schedule_grace_minutes: float = 60.0
     kind: ConfigKind = "json"
+    text: str = field(default="", repr=False, compare=False)  # the file as it was read
+
+    def unchanged(self) -> bool:
+        """The file still holds what was loaded: it needs no second check."""
+        try:
+            return bool(self.text) and self.path.read_text(encoding="utf-8") == self.text
+        except (OSError, UnicodeDecodeError):
+            return False
 
     @property
     def root(self) -> Path:
@@ -196,7 +204,8 @@ def load(path_arg: str) -> Config:
         raise FatalError("--config: the path holds a NUL character")
     path = Path(path_arg).absolute()
     kind: ConfigKind = "yaml" if path.suffix.lower() in (".yaml", ".yml") else "json"
-    raw = read(path, path_arg, kind)
+    text = read_text(path, path_arg)
+    raw = parse(text, path_arg, kind)
     check = _Checker(path_arg)
     _check_typos(check, raw)
     default_timeout = check.positive(raw, "default_timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
@@ -224,19 +233,28 @@ def load(path_arg: str) -> Config:
         schedule=_schedule(check, raw),
         schedule_grace_minutes=check.minutes(raw, "schedule_grace_minutes", 60.0),
         kind=kind,
+        text=text,
     )
 
 
 def read(path: Path, display: str, kind: ConfigKind) -> dict[str, Any]:
     """The file's top-level mapping, key order kept; FatalError naming the file."""
+    return parse(read_text(path, display), display, kind)
+
+
+def read_text(path: Path, display: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FatalError(f"{display}: config file not found") from None
     except UnicodeDecodeError as exc:
         raise FatalError(f"{display}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise FatalError(f"{display}: cannot read the config file: {exc.strerror}") from None
+
+
+def parse(text: str, display: str, kind: ConfigKind) -> dict[str, Any]:
+    """The text's top-level mapping, key order kept; FatalError naming the file."""
     data = _parse_yaml(text, display) if kind == "yaml" else _parse_json(text, display)
     if not isinstance(data, dict):
         what = "mapping" if kind == "yaml" else "JSON object"
@@ -293,6 +311,7 @@ def _modules(
 ) -> tuple[ModuleSpec, ...]:
     if not isinstance(entries, list):
         check.fail("modules", "must be a list of paths or objects with a path")
+    root = root.resolve()  # once: every module's path is checked against it
     specs = tuple(
         _module(check, f"modules[{i}]", entry, root, default_timeout)
         for i, entry in enumerate(entries)
@@ -346,9 +365,9 @@ def recovery_spec(display: str, key: str, root: Path, rel: str, module: ModuleSp
 
 
 def module_path(display: str, key: str, root: Path, rel: str) -> Path:
-    """The module's absolute path; it must exist and stay inside `root`."""
+    """The module's absolute path; it must exist and stay inside `root` (resolved)."""
     path = (root / rel).resolve()
-    if not path.is_relative_to(root.resolve()):
+    if not path.is_relative_to(root):
         raise FatalError(f"{display}: {key}: {rel!r} leaves the project folder")
     if not path.is_file():
         raise FatalError(f"{display}: {key}: no such module file: {rel!r}")

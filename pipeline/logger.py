@@ -5,14 +5,16 @@ of the runner's start-up:
 
 - it imports asyncio (and with it ssl, sockets and concurrent.futures), 40-50 ms,
   only to look up two functions for coroutine sinks, which the runner never adds;
-- it adds a default stderr handler, which `RunLog` removes at once; building its
-  exception formatter walks sysconfig's install schemes, about 5 ms.
+- it adds a default stderr handler, which `RunLog` removes at once;
+- every handler's exception formatter walks sysconfig's install schemes (about
+  5 ms each) for the library folders, which it reads only to format a traceback.
 
 So, only when loguru is not imported yet: its `loguru._asyncio_loop` is replaced by
-the same two functions, importing asyncio on first call, and `LOGURU_AUTOINIT` is
-off for the length of the import (then put back: modules inherit the environment).
-loguru is pinned in requirements.txt; tests/logger_test.py checks the names
-against loguru's own module and that a coroutine sink still works.
+the same two functions, importing asyncio on first call; `LOGURU_AUTOINIT` is off
+for the length of the import (then put back: modules inherit the environment); and
+the library folders are found when a traceback first needs them, once.
+loguru is pinned in requirements.txt; tests/logger_test.py checks these against
+loguru's own source, and that coroutine sinks and tracebacks still work.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import os
 import sys
 import types
+from collections.abc import Callable, Iterator
+from functools import cache, partial
 from typing import Any
 
 
@@ -33,6 +37,16 @@ def _get_task_loop(task: Any) -> Any:
     return task.get_loop()
 
 
+class _LibDirs:
+    """Stands for loguru's list of library folders, which it only iterates."""
+
+    def __init__(self, find: Callable[[], list[str]]) -> None:
+        self._find = find  # cached: found at the first traceback, then kept
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._find())
+
+
 def _import_loguru() -> None:
     if "loguru" in sys.modules:
         return
@@ -43,12 +57,14 @@ def _import_loguru() -> None:
     saved = os.environ.get("LOGURU_AUTOINIT")
     os.environ["LOGURU_AUTOINIT"] = "False"
     try:
-        import loguru  # noqa: F401
+        from loguru import _better_exceptions
     finally:
         if saved is None:
             del os.environ["LOGURU_AUTOINIT"]
         else:
             os.environ["LOGURU_AUTOINIT"] = saved
+    formatter = _better_exceptions.ExceptionFormatter
+    formatter._get_lib_dirs = staticmethod(partial(_LibDirs, cache(formatter._get_lib_dirs)))
 
 
 _import_loguru()

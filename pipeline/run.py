@@ -152,7 +152,7 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
     handlers stay ours until the process exits: a cancel between two runs stops
     the rest, and one after the last push cannot turn a finished run into a crash.
     """
-    from pipeline import gitsync, lock  # only a real run takes the lock
+    from pipeline import lock  # only a real run takes the lock
 
     # Orphans of a module (a daemon that called setsid) come back to us and end with it.
     execute.become_subreaper()
@@ -162,12 +162,23 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
                 config = cfg.load(config.display)
                 plan = planning.build(config, plan.selection)
             said = [("WARNING", f"repaired what a killed run left: {line}")
-                    for line in gitsync.repair(config.root, held.since)]
+                    for line in _repair(config.root, held.since)]
             said += _commit_back_lines(config, options, env)
             return _runs(config, plan, options, env, backfill, said)
     except lock.Busy as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
         return EXIT_LOCKED
+
+
+def _repair(root: Path, since: float) -> list[str]:
+    """What a killed run left in the repository, finished; outside one, nothing to do."""
+    from pipeline import lock
+
+    if lock.find_git_dir(root) is None:
+        return []
+    from pipeline import gitsync  # not imported for a project that is no repository
+
+    return gitsync.repair(root, since)
 
 
 def _runs(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
@@ -587,6 +598,8 @@ def _notify(config: Config, result: RunResult, options: Options, env: Mapping[st
 
 def _config_still_loads(config: Config) -> bool:
     """A module may have rewritten the config (its own settings); it must still be valid."""
+    if config.unchanged():
+        return True
     try:
         cfg.load(str(config.path))
     except FatalError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -91,3 +92,37 @@ def test_a_process_that_imported_loguru_first_keeps_it_as_it_was() -> None:
                           "handlers": len(logger._core.handlers)}))
     """)
     assert seen == {"same": True, "module kept": True, "handlers": 1}
+
+
+def test_the_library_folders_are_only_iterated_so_a_lazy_list_serves() -> None:
+    seen = _python("""
+        import json, re
+        from pipeline.logger import logger
+        from loguru import _better_exceptions
+        text = open(_better_exceptions.__file__).read()
+        uses = re.findall(r"[^\\n]*_lib_dirs\\b[^\\n]*", text)
+        print(json.dumps({"uses": [u.strip() for u in uses]}))
+    """)
+    other = [use for use in seen["uses"] if not (
+        use.startswith(("self._lib_dirs = self._get_lib_dirs()", "def _get_lib_dirs"))
+        or re.search(r"\bfor \w+ in self\._lib_dirs\b", use))]
+    assert other == [], "loguru uses its library folders in a new way"
+
+
+def test_tracebacks_still_tell_library_frames_from_the_users() -> None:
+    seen = _python("""
+        import json, os
+        from pipeline.logger import logger
+        from loguru._better_exceptions import ExceptionFormatter
+        lines = []
+        logger.add(lines.append, format="{message}", backtrace=True, diagnose=False)
+        try:
+            os.stat("/no/such/file")
+        except OSError:
+            logger.exception("boom")
+        formatter = ExceptionFormatter()
+        print(json.dumps({"stdlib mine": formatter._is_file_mine(os.__file__),
+                          "ours mine": formatter._is_file_mine("pipeline/run.py"),
+                          "traceback": "FileNotFoundError" in "".join(lines)}))
+    """)
+    assert seen == {"stdlib mine": False, "ours mine": True, "traceback": True}

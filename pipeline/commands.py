@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 KEY = "::"
 ADD_MASK = "add-mask"
@@ -28,13 +29,12 @@ _DATA_ESCAPES = (("%0D", "\r"), ("%0A", "\n"), ("%25", "%"))
 _PROPERTY_ESCAPES = (("%0D", "\r"), ("%0A", "\n"), ("%3A", ":"), ("%2C", ","), ("%25", "%"))
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One workflow command: its name (lower case), properties and message."""
 
     name: str
     message: str
-    properties: Mapping[str, str] = field(default_factory=dict)
+    properties: Mapping[str, str] = MappingProxyType({})
 
 
 def parse(line: str, names: frozenset[str] = KNOWN) -> Command | None:

@@ -13,10 +13,9 @@ import stat
 import string
 import sys
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NamedTuple, NoReturn
 
 from pipeline.codes import FatalError
 
@@ -39,8 +38,7 @@ GIT_KEYS = frozenset(
 NUMBERED = re.compile(r"^(\d+)[._-](.+)$")
 
 
-@dataclass(frozen=True)
-class ModuleSpec:
+class ModuleSpec(NamedTuple):
     """One module of the pipeline, as configured (or discovered)."""
 
     path: Path  # absolute
@@ -69,8 +67,7 @@ class ModuleSpec:
         return match.group(2) if match else None
 
 
-@dataclass(frozen=True)
-class GitSettings:
+class GitSettings(NamedTuple):
     push: PushMode = "auto"
     remote: str = "origin"
     branch: str | None = None
@@ -101,14 +98,12 @@ class GitSettings:
         return False, "git.push auto: neither GITHUB_ACTIONS nor GITHUB_TOKEN is set"
 
 
-@dataclass(frozen=True)
-class Webhook:
+class Webhook(NamedTuple):
     url: str  # may hold ${NAME} placeholders, filled in when sent
     headers: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class Email:
+class Email(NamedTuple):
     to: tuple[str, ...]
     sender: str
     host: str
@@ -120,8 +115,7 @@ class Email:
     attach_log: bool = False
 
 
-@dataclass(frozen=True)
-class Channel:
+class Channel(NamedTuple):
     """One `notify` entry: where to send, for which run statuses."""
 
     on: tuple[str, ...] = ("failed", "interrupted")
@@ -137,8 +131,7 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return PLACEHOLDER.sub(lambda match: env.get(match.group(1), ""), text)
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     path: Path  # absolute path of the config file
     display: str  # the path as the user gave it, for messages
     raw: dict[str, Any]  # the file's content, key order kept
@@ -155,7 +148,7 @@ class Config:
     schedule: str | None = None  # a cron line, UTC
     schedule_grace_minutes: float = 60.0
     kind: ConfigKind = "json"
-    text: str = field(default="", repr=False, compare=False)  # the file as it was read
+    text: str = ""  # the file as it was read
 
     def unchanged(self) -> bool:
         """The file still holds what was loaded: it needs no second check."""
@@ -348,7 +341,7 @@ def _module(
     if entry.get("on_failure") is None:
         return spec
     recovery = check.path(entry, "on_failure", "", where=key)
-    return replace(spec, on_failure=recovery_spec(check.display, f"{key}.on_failure", root,
+    return spec._replace(on_failure=recovery_spec(check.display, f"{key}.on_failure", root,
                                                   recovery, spec))
 
 

@@ -17,10 +17,9 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pipeline import commands
 from pipeline.config import ModuleSpec
@@ -74,8 +73,7 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _subreaper = False  # set by become_subreaper()
 
 
-@dataclass(frozen=True)
-class RunContext:
+class RunContext(NamedTuple):
     """What every module of a run is told through its environment."""
 
     run_id: str
@@ -92,8 +90,7 @@ class RunContext:
     run_dir: Path | None = None
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """One attempt at one module."""
 
     exit_code: int | None  # negative: killed by that signal; None: never started

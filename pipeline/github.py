@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from pipeline import runid
@@ -31,8 +31,7 @@ MAX_GANTT_TASKS = 60
 ICONS = {"success": "✅", "partial": "⚠️", "failed": "❌", "interrupted": "🛑"}
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):
     """A failed module, as an annotation tells it."""
 
     name: str
@@ -42,8 +41,7 @@ class Failure:
     recovered_by: str = ""  # its on_failure script, when that put things right: a warning
 
 
-@dataclass(frozen=True)
-class Annotation:
+class Annotation(NamedTuple):
     kind: str  # error, warning or notice
     message: str
     properties: tuple[tuple[str, str], ...]  # title first

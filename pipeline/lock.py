@@ -16,9 +16,9 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline.codes import FatalError
 
@@ -32,8 +32,7 @@ class Busy(Exception):
     """Another run holds the lock; the message names its pid and start."""
 
 
-@dataclass(frozen=True)
-class Held:
+class Held(NamedTuple):
     path: Path
     fd: int
     since: float  # time.time() when the lock was taken

@@ -7,9 +7,8 @@ by --only, --from, --skip and --resume.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline import config as cfg
 from pipeline import runid
@@ -17,8 +16,7 @@ from pipeline.codes import FatalError
 from pipeline.config import Config, ModuleSpec
 
 
-@dataclass(frozen=True)
-class Selection:
+class Selection(NamedTuple):
     """What the command line asked for; names as the user typed them."""
 
     only: tuple[str, ...] = ()
@@ -27,8 +25,7 @@ class Selection:
     resume: bool = False
 
 
-@dataclass(frozen=True)
-class Resumed:
+class Resumed(NamedTuple):
     """The run a --resume continues: its id, the original run of a chain of
     resumes, and the record (for its window)."""
 
@@ -56,13 +53,12 @@ def _original(log_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     modules: tuple[ModuleSpec, ...]  # what runs, in order
     known: tuple[ModuleSpec, ...]  # every configured or discovered module
-    ignored: tuple[str, ...] = field(default=())  # files discovery passed over
+    ignored: tuple[str, ...] = ()  # files discovery passed over
     note: str = ""  # why nothing runs, when that is not an error
-    selection: Selection = field(default_factory=Selection)
+    selection: Selection = Selection()
     resumed: Resumed | None = None
 
     @property

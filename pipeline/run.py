@@ -14,11 +14,11 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pipeline import config as cfg
 from pipeline import execute, github, logs, runid
@@ -52,8 +52,7 @@ EXIT_CODES: dict[RunStatus, int] = {
 }
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(NamedTuple):
     dry_run: bool = False
     force: bool = False
     verbose: bool = False
@@ -62,8 +61,7 @@ class Options:
     wait_seconds: float = 0.0  # --wait
 
 
-@dataclass(frozen=True)
-class ModuleResult:
+class ModuleResult(NamedTuple):
     spec: ModuleSpec
     status: ModuleStatus
     attempts: int = 0
@@ -462,7 +460,7 @@ def _run_one(
         outcome = execute.run_module(spec, ctx, module_env, output, cancel)
         attempts += 1
     status = "failed" if cancel.requested else status_of(outcome)
-    outcome = replace(outcome, stderr_tail=masked_tail(outcome.stderr_tail, runlog.masker))
+    outcome = outcome._replace(stderr_tail=masked_tail(outcome.stderr_tail, runlog.masker))
     return ModuleResult(spec, status, attempts, first, outcome)
 
 
@@ -503,9 +501,9 @@ def _recover(result: ModuleResult, recovery: ModuleSpec, ctx: RunContext,
     took = f"{outcome.duration_seconds:.1f} s"
     if status_of(outcome) == "success" and not cancel.requested:
         log.warning(f"recovery succeeded in {took}: {result.spec.name} is recovered")
-        return replace(result, status="recovered", recovery=outcome)
+        return result._replace(status="recovered", recovery=outcome)
     log.error(f"recovery failed: {outcome.describe()}, after {took}")
-    return replace(result, recovery=outcome)
+    return result._replace(recovery=outcome)
 
 
 def _report(result: ModuleResult) -> None:

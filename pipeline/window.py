@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from typing import NamedTuple
 
 from pipeline.codes import FatalError
 from pipeline.config import parse_timestamp
@@ -21,8 +21,7 @@ UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 MAX_INTERVALS = 10_000  # a backfill of more runs than this is a typo in --every
 
 
-@dataclass(frozen=True)
-class Window:
+class Window(NamedTuple):
     start: datetime | None  # None: everything before `end` (no last_run_date yet)
     end: datetime
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -56,7 +55,7 @@ def started(run_id: str, when: str, status: str = "success", **extra: object) ->
 
 def load(project: Project, schedule: str | None = None, grace: float = 60.0) -> cfg.Config:
     config = cfg.load(str(project.config_path))
-    return replace(config, schedule=schedule, schedule_grace_minutes=grace)
+    return config._replace(schedule=schedule, schedule_grace_minutes=grace)
 
 
 def run_status(project: Project, *args: str) -> subprocess.CompletedProcess[str]:

@@ -29,17 +29,17 @@ each folder's real location is looked up once, not each file's.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
-import shutil
 import stat
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import _common as common
+
+if common.TYPE_CHECKING:  # typing is for annotations only: not imported on every run
+    from typing import Any
 
 DEFAULTS: dict[str, Any] = {"days": 30, "keep_last": 10, "keep": ["data/*"]}
 
@@ -105,15 +105,19 @@ class Run:
         self.folder: os.DirEntry[str] | None = None
 
 
-class Doomed(NamedTuple):
+class Doomed:
     """A file, or a run folder, to delete. Paths are strings: pathlib would cost
     more than the deleting itself when there are thousands."""
 
-    path: str
-    relative: str  # to the log folder, with "/"
-    why: str
-    size: int
-    folder: bool = False  # a run folder, deleted whole
+    __slots__ = ("path", "relative", "why", "size", "folder")
+
+    def __init__(self, path: str, relative: str, why: str, size: int, folder: bool = False
+                 ) -> None:
+        self.path = path
+        self.relative = relative  # to the log folder, with "/"
+        self.why = why
+        self.size = size
+        self.folder = folder  # a run folder, deleted whole
 
 
 def find_runs(log_dir: Path) -> dict[str, Run]:
@@ -192,6 +196,8 @@ def tree_size(folder: str) -> int:
 
 
 def kept_by_pattern(relative: str, patterns: list[str]) -> bool:
+    import fnmatch
+
     parts = relative.split("/")
     return any(len(parts) == len(p.split("/")) and all(
         fnmatch.fnmatchcase(part, pat) for part, pat in zip(parts, p.split("/"), strict=True))
@@ -258,6 +264,8 @@ class Deleter:
             return
         try:
             if item.folder:
+                import shutil  # run folders are few: most runs need no shutil
+
                 shutil.rmtree(item.path)
             else:
                 os.unlink(item.path)

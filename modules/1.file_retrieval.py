@@ -42,13 +42,15 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import _common as common
 import _formats as formats
 import _http as http
 from _formats import EXTENSIONS
+
+if common.TYPE_CHECKING:
+    from typing import Any
 
 MANIFEST = "manifest.json"
 QUARANTINE = "quarantine"

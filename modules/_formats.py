@@ -6,23 +6,21 @@ magic bytes first and then parses enough to know the file is whole: a CSV file
 is read row by row, a gzip stream decompressed to its end, a zip archive's CRCs
 checked, an xlsx workbook's sheet list read, a parquet file's footer parsed. A
 page of HTML where data was expected (a login or an error page served with
-200) is named as such, whatever the format.
+200) is named as such, whatever the format. Each check imports its parser when
+it runs: a run that downloads nothing (a 304) imports none of them.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
-import gzip
 import json
-import zipfile
-import zlib
 from collections import Counter
 from pathlib import Path
-from typing import Any
-from xml.etree import ElementTree
 
 import _common as common
+
+if common.TYPE_CHECKING:
+    from typing import Any
 
 EXTENSIONS = {"csv": ".csv", "json": ".json", "gzip": ".gz", "zip": ".zip",
               "parquet": ".parquet", "xlsx": ".xlsx"}
@@ -53,6 +51,8 @@ def looks_like_html(head: bytes) -> bool:
 
 
 def check_csv(path: Path, head: bytes, encoding: str) -> str:
+    import csv
+
     if (line := first_nul(path)) is not None:
         raise Invalid(f"a NUL byte on line {line}: binary, not CSV")
     reading = encoding
@@ -108,6 +108,9 @@ def check_json(path: Path, head: bytes, encoding: str) -> str:
 
 
 def check_gzip(path: Path, head: bytes, encoding: str) -> str:
+    import gzip
+    import zlib
+
     magic(head, b"\x1f\x8b", "gzip")
     size = 0
     try:
@@ -127,6 +130,9 @@ def check_zip(path: Path, head: bytes, encoding: str) -> str:
 
 
 def zip_members(path: Path, head: bytes, kind: str) -> list[str]:
+    import zipfile
+    import zlib
+
     if head.startswith(b"PK\x05\x06"):
         raise Invalid(f"an empty {kind} archive")
     magic(head, b"PK\x03\x04", kind)
@@ -142,6 +148,9 @@ def zip_members(path: Path, head: bytes, kind: str) -> list[str]:
 
 
 def check_xlsx(path: Path, head: bytes, encoding: str) -> str:
+    import zipfile
+    from xml.etree import ElementTree
+
     names = zip_members(path, head, "xlsx")
     if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:
         raise Invalid("a zip archive, but not a workbook (no xl/workbook.xml)")

@@ -23,16 +23,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import _common as common
 
+if common.TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+
 USER_AGENT = "pipeline-file-retrieval/1"
 CHUNK = 1 << 16
 RETRY_AFTER_CAP_SECONDS = 60.0
-
-T = TypeVar("T")
 
 
 class Failed(Exception):

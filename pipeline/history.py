@@ -1,10 +1,9 @@
-"""Reading run records: the run `--resume` starts from, `history` and `status`.
+"""`history` and `status`: what the run records say, for a person or a script.
 
-A scheduled pipeline accumulates thousands of records, so they are read newest
-first by file name (the run id orders them, see pipeline/runid.py) and reading
-stops as soon as the question is answered: the cost follows what is shown, not
-the size of the history. Records written by older versions lack keys, and
-hand-edited ones may hold anything: every reader here tolerates both.
+Records are read newest first through pipeline/records.py, and reading stops as
+soon as the question is answered: the cost follows what is shown, not the size
+of the history. Records written by older versions lack keys, and hand-edited
+ones may hold anything: every reader here tolerates both.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
@@ -25,8 +24,8 @@ from pipeline import runid
 from pipeline.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, FatalError
 from pipeline.commands import printable
 from pipeline.config import Config
+from pipeline.records import Record, records_newest_first
 
-Record = dict[str, Any]
 DEFAULT_COUNT = 20
 FAILING = ("failed", "interrupted")
 SUCCESSFUL = ("success", "partial")
@@ -34,83 +33,6 @@ MARKS = {"success": "✓", "skipped": "↷", "failed": "✗", "recovered": "↺"
 ASCII_MARKS = {"success": "+", "skipped": ">", "failed": "x", "recovered": "r", "not_run": "."}
 COLOURS = {"success": "32", "partial": "33", "recovered": "33", "skipped": "2",
            "not_run": "2", "failed": "31", "interrupted": "31"}
-
-
-# Reading records, newest first
-
-
-def record_files_newest_first(log_dir: Path) -> Iterator[Path]:
-    """The run records directly in `log_dir`, newest run id first; none is read.
-
-    10,000 runs make 20,000 names: they are filtered with string methods and
-    sorted as strings, which orders them by run id except for `_10` before `_9`
-    within one minute; those are put right minute by minute, as they are taken.
-    """
-    try:
-        names = os.listdir(log_dir)
-    except FileNotFoundError:
-        return iter(())
-    except OSError as exc:
-        raise FatalError(f"{log_dir}: cannot list the run records: {exc.strerror or exc}") from None
-    first, last = len(runid.PREFIX), -len(runid.RECORD_SUFFIX)
-    # The suffix first: it turns away the logs, half the names, at the first test.
-    ids = sorted((name[first:last] for name in names
-                  if name.endswith(runid.RECORD_SUFFIX) and name.startswith(runid.PREFIX)),
-                 reverse=True)
-    return (log_dir / runid.record_name(found) for found in _by_run_id(ids))
-
-
-def _by_run_id(ids: Iterable[str]) -> Iterator[str]:
-    """Run ids sorted as strings, newest first, in true run id order; other names dropped."""
-    group: list[tuple[tuple[str, int], str]] = []
-    for found in ids:
-        try:
-            key = runid.sort_key(found)
-        except ValueError:
-            continue
-        if group and group[0][0][0] != key[0]:
-            yield from (found for _, found in sorted(group, reverse=True))
-            group = []
-        group.append((key, found))
-    yield from (found for _, found in sorted(group, reverse=True))
-
-
-def read_record(path: Path) -> Record | None:
-    """A run record, or None for a file that cannot be read or is not one."""
-    try:
-        record = json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        return None
-    if isinstance(record, dict) and isinstance(record.get("modules"), list):
-        return record
-    return None
-
-
-def records_newest_first(
-    log_dir: Path, skipped: list[Path] | None = None
-) -> Iterator[tuple[Path, Record]]:
-    """(path, record), newest run first, each read only when the caller asks for it.
-
-    Unreadable or foreign files are passed over; `skipped`, when given, collects
-    them so that the caller can say so once.
-    """
-    for path in record_files_newest_first(log_dir):
-        record = read_record(path)
-        if record is not None:
-            yield path, record
-        elif skipped is not None:
-            skipped.append(path)
-
-
-def is_rehearsal(record: Record) -> bool:
-    """A dry run or a backfill: not the pipeline's own progress."""
-    return bool(record.get("dry_run")) or bool(record.get("backfill"))
-
-
-def resume_record(log_dir: Path) -> tuple[Path, Record] | None:
-    """The newest record that is neither a dry run nor a backfill (README: --resume)."""
-    return next(((path, record) for path, record in records_newest_first(log_dir)
-                 if not is_rehearsal(record)), None)
 
 
 # The values of a record, whatever its age

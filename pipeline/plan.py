@@ -42,11 +42,11 @@ def _resume_of(record: dict[str, Any]) -> str | None:
 
 def _original(log_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Follow `resume_of` back to the run whose window a chain of resumes completes."""
-    from pipeline import history
+    from pipeline import records
 
     for _ in range(1000):  # a hand-made cycle must not hang the run
         previous = _resume_of(record)
-        found = history.read_record(log_dir / runid.record_name(previous)) if previous else None
+        found = records.read_record(log_dir / runid.record_name(previous)) if previous else None
         if found is None:
             return record
         record = found
@@ -197,9 +197,9 @@ def _unlisted_file(config: Config, name: str) -> str | None:
 def resume_point(config: Config) -> tuple[Resumed | None, str | None, str]:
     """The module that failed or was interrupted in the newest run that counts (not
     a dry run, not a backfill); or None, and why there is nothing to resume."""
-    from pipeline import history  # read only by --resume
+    from pipeline import records  # read only by --resume
 
-    newest = history.resume_record(config.log_dir)
+    newest = records.resume_record(config.log_dir)
     if newest is None:
         raise FatalError(f"--resume: no run record in {config.log_dir} to resume from")
     path, record = newest

@@ -14,7 +14,7 @@ import pytest
 from conftest import OK, ORCHESTRATOR, Project, fail
 from runner_model import Runner
 
-from pipeline import history
+from pipeline import history, records
 from pipeline.codes import FatalError
 
 
@@ -81,7 +81,7 @@ def test_records_come_newest_first_by_run_id_with_suffixes_as_numbers(logs: Path
     for run_id in ("20261123_06h00", "20261123_06h00_2", "20261123_06h00_10",
                    "20261123_06h00_9", "20261122_23h59", "20270101_00h00"):
         write(logs, run_id)
-    assert ids(history.records_newest_first(logs)) == [
+    assert ids(records.records_newest_first(logs)) == [
         "workflow_20270101_00h00.json", "workflow_20261123_06h00_10.json",
         "workflow_20261123_06h00_9.json", "workflow_20261123_06h00_2.json",
         "workflow_20261123_06h00.json", "workflow_20261122_23h59.json"]
@@ -100,7 +100,7 @@ def test_unreadable_and_foreign_files_are_passed_over_and_counted(logs: Path) ->
     (logs / "runs" / "20261123_13h00").mkdir(parents=True)  # only the top level counts
     write(logs / "runs", "20261123_13h00")
     skipped: list[Path] = []
-    found = list(history.records_newest_first(logs, skipped))
+    found = list(records.records_newest_first(logs, skipped))
     assert ids(found) == ["workflow_20261123_06h00.json"]
     assert len(skipped) == 6
 
@@ -114,22 +114,22 @@ def test_reading_stops_at_what_is_asked(logs: Path) -> None:
     for run_id in ("20270101_00h00", "20270101_00h01", "20270101_00h02"):
         write(logs, run_id)
     skipped: list[Path] = []
-    reader = history.records_newest_first(logs, skipped)
+    reader = records.records_newest_first(logs, skipped)
     assert [next(reader)[1]["run_id"] for _ in range(3)] == [
         "20270101_00h02", "20270101_00h01", "20270101_00h00"]
     assert skipped == []
 
 
 def test_a_missing_log_dir_has_no_records(tmp_path: Path) -> None:
-    assert list(history.records_newest_first(tmp_path / "none")) == []
-    assert history.resume_record(tmp_path / "none") is None
+    assert list(records.records_newest_first(tmp_path / "none")) == []
+    assert records.resume_record(tmp_path / "none") is None
 
 
 def test_resume_record_passes_over_dry_runs_and_backfills(logs: Path) -> None:
     write(logs, "20261123_06h00", status="failed")
     write(logs, "20261123_07h00", status="success", dry_run=True)
     write(logs, "20261123_08h00", status="success", backfill=True)
-    found = history.resume_record(logs)
+    found = records.resume_record(logs)
     assert found is not None and found[1]["run_id"] == "20261123_06h00"
 
 
@@ -137,7 +137,7 @@ def test_resume_record_takes_old_records_without_the_new_keys(logs: Path) -> Non
     old = record("20261123_06h00", "failed")
     del old["dry_run"], old["trigger"]
     write(logs, "20261123_06h00", old)
-    found = history.resume_record(logs)
+    found = records.resume_record(logs)
     assert found is not None and found[1]["status"] == "failed"
 
 
@@ -183,7 +183,7 @@ def test_history_marks_every_module_status_and_notes_what_was_special(logs: Path
                enumerate(("success", "skipped", "failed", "recovered", "not_run", "odd"), 1)]
     write(logs, "20261123_06h00", record("20261123_06h00", "partial", modules, force=True,
                                          selection={"resume_of": "20261122_06h00"}))
-    lines = history.history_lines(list(history.records_newest_first(logs)), logs,
+    lines = history.history_lines(list(records.records_newest_first(logs)), logs,
                                   history.Style(False, history.MARKS))
     assert "✓↷✗↺·?  (failed: 3.m; recovered: 4.m; forced; resumes 20261122_06h00)" in lines[1]
     assert lines[2] == "1 run: success rate 0% (0 of 1), median duration 12.5s"
@@ -315,7 +315,7 @@ def test_a_stream_that_cannot_show_the_marks_gets_ascii() -> None:
 def test_an_unlistable_log_dir_is_a_fatal_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(FatalError, match="cannot list the run records"):
-        history.record_files_newest_first(tmp_path / "file")
+        records.record_files_newest_first(tmp_path / "file")
 
 
 def test_a_hostile_record_cannot_act_on_the_runner_or_the_terminal(project: Project,

@@ -1,0 +1,94 @@
+"""Run records on disk, found newest first by name and read one at a time.
+
+A scheduled pipeline accumulates thousands of records, so they are listed by
+file name (the run id orders them, see pipeline/runid.py) and read only as the
+caller asks: `--resume` stops at the first that decides. Kept apart from
+pipeline/history.py so that `--resume` does not import `history` and `status`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pipeline import runid
+from pipeline.codes import FatalError
+
+Record = dict[str, Any]
+
+
+def record_files_newest_first(log_dir: Path) -> Iterator[Path]:
+    """The run records directly in `log_dir`, newest run id first; none is read.
+
+    10,000 runs make 20,000 names: they are filtered with string methods and
+    sorted as strings, which orders them by run id except for `_10` before `_9`
+    within one minute; those are put right minute by minute, as they are taken.
+    """
+    try:
+        names = os.listdir(log_dir)
+    except FileNotFoundError:
+        return iter(())
+    except OSError as exc:
+        raise FatalError(f"{log_dir}: cannot list the run records: {exc.strerror or exc}") from None
+    first, last = len(runid.PREFIX), -len(runid.RECORD_SUFFIX)
+    # The suffix first: it turns away the logs, half the names, at the first test.
+    ids = sorted((name[first:last] for name in names
+                  if name.endswith(runid.RECORD_SUFFIX) and name.startswith(runid.PREFIX)),
+                 reverse=True)
+    return (log_dir / runid.record_name(found) for found in _by_run_id(ids))
+
+
+def _by_run_id(ids: Iterable[str]) -> Iterator[str]:
+    """Run ids sorted as strings, newest first, in true run id order; other names dropped."""
+    group: list[tuple[tuple[str, int], str]] = []
+    for found in ids:
+        try:
+            key = runid.sort_key(found)
+        except ValueError:
+            continue
+        if group and group[0][0][0] != key[0]:
+            yield from (found for _, found in sorted(group, reverse=True))
+            group = []
+        group.append((key, found))
+    yield from (found for _, found in sorted(group, reverse=True))
+
+
+def read_record(path: Path) -> Record | None:
+    """A run record, or None for a file that cannot be read or is not one."""
+    try:
+        record = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    if isinstance(record, dict) and isinstance(record.get("modules"), list):
+        return record
+    return None
+
+
+def records_newest_first(
+    log_dir: Path, skipped: list[Path] | None = None
+) -> Iterator[tuple[Path, Record]]:
+    """(path, record), newest run first, each read only when the caller asks for it.
+
+    Unreadable or foreign files are passed over; `skipped`, when given, collects
+    them so that the caller can say so once.
+    """
+    for path in record_files_newest_first(log_dir):
+        record = read_record(path)
+        if record is not None:
+            yield path, record
+        elif skipped is not None:
+            skipped.append(path)
+
+
+def is_rehearsal(record: Record) -> bool:
+    """A dry run or a backfill: not the pipeline's own progress."""
+    return bool(record.get("dry_run")) or bool(record.get("backfill"))
+
+
+def resume_record(log_dir: Path) -> tuple[Path, Record] | None:
+    """The newest record that is neither a dry run nor a backfill (README: --resume)."""
+    return next(((path, record) for path, record in records_newest_first(log_dir)
+                 if not is_rehearsal(record)), None)

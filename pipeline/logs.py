@@ -271,17 +271,16 @@ class RunLog:
         number = LEVEL_NUMBERS.get(level) or logger.level(level).no
         # Every newline but the last starts a line: one replace, no other copy.
         body = text.replace("\n", "\n" + prefix, text.count("\n") - 1)
-        self._emit((prefix, body), number)
+        self._emit(prefix + body, number)
 
-    def _emit(self, parts: tuple[str, ...], level: int) -> None:
+    def _emit(self, text: str, level: int) -> None:
+        """One write each: an unbuffered console (PYTHONUNBUFFERED) makes a call one syscall."""
         if level >= self._console_level:
-            for part in parts:
-                self._console.write(part)
+            self._console.write(text)
             self._console.flush()
         if self._file is not None:
             try:
-                for part in parts:
-                    self._file.write(part)
+                self._file.write(text)
                 self._file.flush()
             except OSError as exc:
                 self._lose_file(exc)

@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import os
 import re
 import selectors
@@ -351,21 +352,32 @@ def run_module(
     """Run one attempt of `spec`; what it prints goes to `output` as it arrives."""
     started, t0 = datetime.now(ctx.tz), time.monotonic()
     before = _children() if _subreaper else {}
+    # Plain pipes, read with os.read: Popen's file objects around them would go unused.
+    (stdout, stdout_end), (stderr, stderr_end) = os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)
+    start_error = ""
     try:
         proc = subprocess.Popen(
             spec.command,
             cwd=ctx.root,
             env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdin=_devnull(),
+            stdout=stdout_end,
+            stderr=stderr_end,
             start_new_session=True,  # its own process group: a stop reaches its children
         )
     except OSError as exc:
+        start_error = _start_error(exc)
+    finally:
+        os.close(stdout_end)  # the module holds its ends now: EOF comes when it closes them
+        os.close(stderr_end)
+    if start_error:
+        os.close(stdout)
+        os.close(stderr)
         finished = datetime.now(ctx.tz)
         return Outcome(None, started, finished, time.monotonic() - t0,
-                       start_error=_start_error(exc), timeout_seconds=spec.timeout_seconds)
-    watch = _Watch(proc, t0 + spec.timeout_seconds, output, cancel, set(before))
+                       start_error=start_error, timeout_seconds=spec.timeout_seconds)
+    watch = _Watch(proc, (stdout, stderr), t0 + spec.timeout_seconds, output, cancel,
+                   set(before))
     watch.run()
     return Outcome(
         exit_code=watch.exit_code,
@@ -382,6 +394,12 @@ def run_module(
     )
 
 
+@functools.cache
+def _devnull() -> int:
+    """Every module's stdin, opened once."""
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+
 def _start_error(exc: OSError) -> str:
     if exc.errno == errno.ENOEXEC:  # a run bit, but neither a #! line nor a binary
         return f"{exc.strerror} ({NOT_EXECUTABLE_HINT})"
@@ -396,8 +414,8 @@ class _Watch:
     fills one pipe only, and no wait for the module's end before its lines show.
     """
 
-    def __init__(self, proc: subprocess.Popen[bytes], deadline: float, output: OutputSink,
-                 cancel: Cancel, before: set[int]) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], pipes: tuple[int, int], deadline: float,
+                 output: OutputSink, cancel: Cancel, before: set[int]) -> None:
         self.proc = proc
         self.deadline = deadline
         self.output = output
@@ -411,7 +429,7 @@ class _Watch:
         self._kill_at: float | None = None
         self._drain_until: float | None = None
         self._selector: selectors.BaseSelector | None = None
-        stdout, stderr = proc.stdout.fileno(), proc.stderr.fileno()  # type: ignore[union-attr]
+        stdout, stderr = self._pipes = pipes
         self._names: dict[int, Stream] = {stdout: "stdout", stderr: "stderr"}
         self._streams = {stdout: _Lines(), stderr: _Lines()}
         for fd in self._streams:
@@ -433,8 +451,8 @@ class _Watch:
             finally:
                 if pidfd is not None:
                     os.close(pidfd)
-                self.proc.stdout.close()  # type: ignore[union-attr]
-                self.proc.stderr.close()  # type: ignore[union-attr]
+                for fd in self._pipes:
+                    os.close(fd)
 
     def _loop(self, selector: selectors.BaseSelector, pidfd: int | None) -> None:
         if self.cancel.requested:  # a signal came just before the module started

@@ -87,6 +87,22 @@ def test_records_come_newest_first_by_run_id_with_suffixes_as_numbers(logs: Path
         "workflow_20261123_06h00.json", "workflow_20261122_23h59.json"]
 
 
+def test_records_past_the_newest_few_keep_the_order(logs: Path) -> None:
+    """More names than are taken in the first pass: logs, foreign names that sort
+    above every run, and a minute of `_2`..`_12` that the cut falls inside."""
+    expected = [f"20261123_06h59_{n}" for n in range(20, 1, -1)] + ["20261123_06h59"]
+    expected += [f"20261123_06h{m:02d}" for m in range(58, -1, -1)]
+    expected += [f"20261123_05h{m:02d}" for m in range(59, -1, -1)]
+    for run_id in expected:
+        write(logs, run_id)
+        (logs / f"workflow_{run_id}.log").write_text("")
+    for name in ("zzz.json", "workflow_zzz.json", "x.txt"):
+        (logs / name).write_text("{}")
+    assert len(os.listdir(logs)) > 4 * records.HEAD
+    assert ids(records.records_newest_first(logs)) == [
+        f"workflow_{run_id}.json" for run_id in expected]
+
+
 def test_unreadable_and_foreign_files_are_passed_over_and_counted(logs: Path) -> None:
     write(logs, "20261123_06h00")
     write(logs, "20261123_07h00", "{not json")

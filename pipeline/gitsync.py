@@ -384,6 +384,12 @@ def _head(git: _Git) -> str | None:
         return None  # a repository with no commit yet
 
 
+# Every blob in a temporary index is known to exist: it came from a commit's tree,
+# from `git add` or from `hash-object -w`. Without the check, write-tree does not
+# look each one up again: 20,000 lookups were 60% of its time with 10,000 runs.
+WRITE_TREE = ("write-tree", "--missing-ok")
+
+
 @contextmanager
 def _temporary_index(git_dir: Path) -> Iterator[str]:
     # A fresh name (git creates the file: an empty file is not a valid index).
@@ -409,7 +415,7 @@ def _commit(git: _Git, req: Request) -> tuple[str, str | None] | None:
             changed = _changed(git, index, parent)
             if req.only_if_changed and parent and set(changed) <= set(run_files):
                 return None
-            tree = git("write-tree", index=index)
+            tree = git(*WRITE_TREE, index=index)
         commit = _commit_tree(git, req, tree, parent)
         _move_head(git, req.run_id, commit, parent, changed)
     except GitError as exc:
@@ -678,7 +684,7 @@ def _write_replayed(git: _Git, req: Request, remote: str, updates: dict[str, Cha
         if lines:
             git("update-index", "-z", "--index-info", index=index,
                 stdin="".join(lines).encode("utf-8", "surrogateescape"))
-        tree = git("write-tree", index=index)
+        tree = git(*WRITE_TREE, index=index)
     return _commit_tree(git, req, tree, remote, renamed)
 
 

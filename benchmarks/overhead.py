@@ -1,13 +1,15 @@
 """The orchestrator's own cost: 100 no-op modules, against a bare shell loop and run-parts.
 
-    python benchmarks/overhead.py [--rounds 15]
+    python benchmarks/overhead.py [--batch 7] [--max-batches 6]
 
 All of them run the same 100 Python files with the same interpreter and the
 same environment (PYTHONUNBUFFERED=1 set, PYTHONDONTWRITEBYTECODE unset, as on a
 user's machine, so the orchestrator's own bytecode is cached after a warm-up
 run). Each round runs them back to back, in a rotating order, so that drift
-hits all alike; the medians of the per-round ratios are reported with their
-spread. Goal: at most 1.10 against the shell loop and run-parts.
+hits all alike. Rounds come in batches until the median ratios (against the
+loop and run-parts) of the rounds so far move by at most 2% from one batch to
+the next; the medians of the per-round ratios are reported with their spread.
+Goal: at most 1.10 against the shell loop and run-parts.
 
 A fourth side, a bare Python loop calling subprocess.run per module, shows the
 floor of any runner written in Python: how much of the distance to the shell
@@ -29,6 +31,7 @@ from _common import PYTHON, clean_env, make_project, orchestrator_command, verdi
 
 MODULES = 100
 GOAL = 1.10
+STABLE = 0.02  # stop when a batch moves the median ratios by at most this much
 # Runs every module file in order: the least any runner can cost.
 SHELL_LOOP = 'for f in modules/*.py; do "$1" "$f" || exit 1; done'
 # The least a runner written in Python can cost: what starting processes from
@@ -78,9 +81,16 @@ def _goal(base: str, ratio: float) -> str:
     return "" if base == "python loop" else f" (goal <= {GOAL}) {verdict(ratio, GOAL)}"
 
 
+def median_ratio(times: dict[str, list[tuple[float, float]]], base: str) -> float:
+    """The orchestrator's median paired wall-time ratio against `base`."""
+    return statistics.median(o[0] / b[0] for o, b in
+                             zip(times["orchestrator"], times[base], strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=7, help="rounds per batch")
+    parser.add_argument("--max-batches", type=int, default=6)
     args = parser.parse_args()
     env = environment()
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,23 +106,30 @@ def main() -> None:
             timed(command, root, env)
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         names = list(commands)
-        for i in range(args.rounds):
-            for name in names[i % len(names):] + names[: i % len(names)]:
-                times[name].append(timed(commands[name], root, env))
+        medians: list[tuple[float, float]] = []
+        rounds = 0
+        while len(medians) < 2 or (len(medians) < args.max_batches and any(
+                abs(now - before) > STABLE * before
+                for now, before in zip(medians[-1], medians[-2], strict=True))):
+            for _ in range(args.batch):
+                for name in names[rounds % len(names):] + names[: rounds % len(names)]:
+                    times[name].append(timed(commands[name], root, env))
+                rounds += 1
+            medians.append((median_ratio(times, "loop"), median_ratio(times, "run-parts")))
     orch = times["orchestrator"]
     floor = [p[0] / b[0] for p, b in zip(times["python loop"], times["loop"], strict=True)]
     print(f"overhead: floor: a bare Python loop (subprocess.run per module) against the "
-          f"loop: ratio {statistics.median(floor):.3f} ({spread(floor)}) [{args.rounds} rounds]")
+          f"loop: ratio {statistics.median(floor):.3f} ({spread(floor)}) [{rounds} rounds]")
     for base in ("loop", "run-parts", "python loop"):
         ratios = [o[0] / b[0] for o, b in zip(orch, times[base], strict=True)]
+        ratio = median_ratio(times, base)
         cpu = [o[1] / b[1] for o, b in zip(orch, times[base], strict=True)]
         wall_b = statistics.median(t[0] for t in times[base])
         wall_o = statistics.median(t[0] for t in orch)
-        ratio = statistics.median(ratios)
         print(f"overhead: {MODULES} no-op modules: {base} {wall_b:.3f} s, orchestrator "
               f"{wall_o:.3f} s, ratio {ratio:.3f} ({spread(ratios)}; CPU ratio "
               f"{statistics.median(cpu):.3f}){_goal(base, ratio)}; "
-              f"{1000 * (wall_o - wall_b) / MODULES:.2f} ms per module [{args.rounds} rounds]")
+              f"{1000 * (wall_o - wall_b) / MODULES:.2f} ms per module [{rounds} rounds]")
 
 
 if __name__ == "__main__":

@@ -41,13 +41,23 @@ def timed(command: Sequence[str], cwd: Path, stdout: int | None = subprocess.DEV
     return time.perf_counter() - start
 
 
-def alternate(rounds: int, baseline: Callable[[], float], subject: Callable[[], float]
-              ) -> tuple[float, float]:
-    """Medians of both, measured turn about so that drift hits both alike."""
-    base, subj = [], []
-    for _ in range(rounds):
-        base.append(baseline())
-        subj.append(subject())
+def alternate(rounds: int, baseline: Callable[[], float], subject: Callable[[], float],
+              max_batches: int = 1, settle: float = 0.03) -> tuple[float, float]:
+    """Medians of both, measured turn about so that drift hits both alike.
+
+    With `max_batches` above 1, batches of `rounds` pairs go on until a batch
+    moves the median of the paired ratios by at most `settle`, or for
+    `max_batches` batches.
+    """
+    base: list[float] = []
+    subj: list[float] = []
+    medians: list[float] = []
+    while len(medians) < max_batches and (len(medians) < 2 or abs(
+            medians[-1] - medians[-2]) > settle * medians[-2]):
+        for _ in range(rounds):
+            base.append(baseline())
+            subj.append(subject())
+        medians.append(statistics.median(s / b for b, s in zip(base, subj, strict=True)))
     return statistics.median(base), statistics.median(subj)
 
 

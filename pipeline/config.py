@@ -196,7 +196,7 @@ def load(path_arg: str) -> Config:
     if "\0" in path_arg:
         raise FatalError("--config: the path holds a NUL character")
     path = Path(path_arg).absolute()
-    kind: ConfigKind = "yaml" if path.suffix.lower() in (".yaml", ".yml") else "json"
+    kind = kind_of(path)
     text = read_text(path, path_arg)
     raw = parse(text, path_arg, kind)
     check = _Checker(path_arg)
@@ -228,6 +228,11 @@ def load(path_arg: str) -> Config:
         kind=kind,
         text=text,
     )
+
+
+def kind_of(path: Path | str) -> ConfigKind:
+    """How a config file is read: by its extension, `.yaml`/`.yml` or else JSON."""
+    return "yaml" if os.path.splitext(path)[1].lower() in (".yaml", ".yml") else "json"
 
 
 def read(path: Path, display: str, kind: ConfigKind) -> dict[str, Any]:
@@ -705,29 +710,35 @@ def set_key(config: Config, key: str, value: str) -> None:
     """Set one top-level key in the file as it is now, atomically.
 
     The file is read again: a module may have changed its own settings in it
-    during the run. JSON: key order and unknown keys are kept; two-space indent.
+    during the run.
+    """
+    try:
+        # Bytes, decoded here: a CRLF file keeps its line endings.
+        text = config.path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FatalError(f"{config.display}: cannot read it again: {exc}") from None
+    write_atomic(config.path, with_key(text, config.display, config.kind, key, value))
+
+
+def with_key(text: str, display: str, kind: ConfigKind, key: str, value: str) -> str:
+    """`text` with one top-level key set to a string; FatalError if it is no config.
+
+    JSON: key order, unknown keys and numbers stay as written; two-space indent.
     YAML: one line changes (or is appended); everything else stays byte for byte.
     """
-    if config.kind == "yaml":
+    if kind == "yaml":
         from pipeline import yamlconf
 
-        text = yamlconf.set_top_level(config.path, config.display, key, value)
-    else:
-        data = _read_exact(config.path, config.display)
-        data[key] = value
-        text = dump_json(data) + "\n"
-    write_atomic(config.path, text)
+        return yamlconf.set_top_level(text, display, key, value)
+    parse(text, display, "json")  # checked as the loader checks it
+    data = json.loads(text, parse_float=_Number, parse_int=_Number, parse_constant=_Number)
+    data[key] = value
+    return dump_json(data) + "\n"
 
 
 class _Number(str):
     """A JSON number as it was written: `1.0000000000000000001` and `1e999` stay
     themselves, where a float would round one and make the other Infinity."""
-
-
-def _read_exact(path: Path, display: str) -> dict[str, Any]:
-    read(path, display, "json")  # checked as the loader checks it
-    return json.loads(path.read_text(encoding="utf-8"), parse_float=_Number,
-                      parse_int=_Number, parse_constant=_Number)
 
 
 def dump_json(value: Any, indent: str = "") -> str:

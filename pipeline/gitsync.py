@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import lock, runid
+from pipeline import config, lock, runid
 from pipeline.codes import FatalError
 from pipeline.config import GitSettings, parse_timestamp
 
@@ -697,18 +697,29 @@ def _show(git: _Git, commit: str, path: str) -> bytes:
 
 
 def _merge_config(git: _Git, ours: str, remote: str, path: str) -> Change:
-    """The remote's config.json, with the later of the two last_run_dates."""
+    """The remote's config file, with the later of the two last_run_dates.
+
+    The remote's text is kept as it is, but for that one key, set the way a run
+    sets it (config.with_key): its numbers, comments and layout are another
+    run's or a person's, and must not be rewritten.
+    """
+    kind = config.kind_of(path)
     try:
-        mine = json.loads(_show(git, ours, path))
-        theirs = json.loads(_show(git, remote, path))
-    except (GitError, ValueError):
-        raise PushError(f"push rejected and {path} conflicts with the remote's, which is not "
-                        "valid JSON: resolve it by hand") from None
-    dates = [d for d in (mine.get("last_run_date"), theirs.get("last_run_date")) if d]
-    if dates:
-        theirs["last_run_date"] = max(dates, key=_instant)
-    text = json.dumps(theirs, indent=2, ensure_ascii=False) + "\n"
-    return ("100644", _blob(git, text.encode()))
+        mine_text, theirs_text = (_show(git, commit, path).decode("utf-8")
+                                  for commit in (ours, remote))
+        mine = config.parse(mine_text, f"this run's {path}", kind)
+        theirs = config.parse(theirs_text, f"the remote's {path}", kind)
+        dates = [d for d in (mine.get("last_run_date"), theirs.get("last_run_date"))
+                 if isinstance(d, str) and d]
+        later = max(dates, key=_instant) if dates else None
+        if later is not None and later != theirs.get("last_run_date"):
+            theirs_text = config.with_key(theirs_text, f"the remote's {path}", kind,
+                                          "last_run_date", later)
+    except (GitError, UnicodeDecodeError, FatalError) as exc:
+        why = exc.args[0] if isinstance(exc, FatalError) else "it cannot be read"
+        raise PushError(f"push rejected and {path} conflicts with the remote's, and {why}: "
+                        "resolve it by hand") from None
+    return ("100644", _blob(git, theirs_text.encode("utf-8")))
 
 
 def _instant(value: str) -> float:

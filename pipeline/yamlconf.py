@@ -4,7 +4,6 @@ changing one line, so that comments, order and quoting stay byte for byte."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -74,17 +73,13 @@ def _quiet_parse(text: str) -> Any:
         return None
 
 
-def set_top_level(path: Path, display: str, key: str, value: str) -> str:
-    """The file's text with `key: 'value'` changed in place, or appended.
+def set_top_level(text: str, display: str, key: str, value: str) -> str:
+    """`text` with `key: 'value'` changed in place, or appended.
 
     The result is parsed again and must equal the old data plus the new value;
-    if not (a flow mapping, a value over several lines), FatalError: the file is
-    left alone.
+    if not (a flow mapping, a value over several lines), FatalError: the text
+    is not to be written.
     """
-    try:
-        text = path.read_bytes().decode("utf-8")  # bytes: CRLF line endings stay as they are
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FatalError(f"{display}: cannot read it again: {exc}") from None
     before = parse(text, display)
     newline = "\r\n" if "\r\n" in text else "\n"
     pattern = re.compile(rf"^{re.escape(key)}[ \t]*:.*?(\r?\n|$)", re.MULTILINE)

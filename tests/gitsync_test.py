@@ -272,6 +272,79 @@ def test_a_rerun_from_an_old_commit_lands_on_top(remote: Path) -> None:
     assert git(rerun.root, "rev-parse", "HEAD") == git(remote, "rev-parse", "main")
 
 
+def push_from_seed(remote: Path, name: str, files: dict[str, str]) -> None:
+    """Another clone changes `files` and pushes them, as a person or a run would."""
+    other = clone(remote, name)
+    for rel, text in files.items():
+        (other.root / rel).write_text(text)
+    git(other.root, "add", "--all")
+    git(other.root, "commit", "-q", "-m", "elsewhere")
+    git(other.root, "push", "-q", "origin", "main")
+
+
+def test_a_config_conflict_keeps_the_remote_text_and_its_numbers(remote: Path) -> None:
+    """Our last_run_date is later: it goes into the remote's text, which is otherwise
+    kept as written (a float would round one number and make the other Infinity)."""
+    late = clone(remote, "late clone")
+    config = json.loads((late.root / "config.json").read_text())
+    canonical = json.dumps(dict(config, last_run_date="2020-01-01T00:00:00+00:00"), indent=2)
+    remote_text = canonical.removesuffix("\n}") + (
+        ',\n  "limit": 1e999,\n  "ratio": 1.0000000000000000001\n}\n')
+    push_from_seed(remote, "other clone", {"config.json": remote_text})
+    result = late.run()
+    assert result.returncode == EXIT_OK, result.stdout + result.stderr
+    merged = git(remote, "show", "main:config.json") + "\n"
+    assert '"limit": 1e999' in merged and '"ratio": 1.0000000000000000001' in merged
+    assert json.loads(merged)["last_run_date"] == late.read_config()["last_run_date"]
+    assert merged.replace(late.read_config()["last_run_date"], "2020-01-01T00:00:00+00:00") \
+        == remote_text
+
+
+def test_a_config_conflict_with_a_later_remote_date_keeps_the_remote_file_whole(
+        remote: Path) -> None:
+    late = clone(remote, "late clone")
+    config = json.loads((late.root / "config.json").read_text())
+    remote_text = json.dumps(dict(config, last_run_date="2999-01-01T00:00:00+00:00"), indent=4)
+    push_from_seed(remote, "other clone", {"config.json": remote_text})
+    assert late.run().returncode == EXIT_OK
+    assert git(remote, "show", "main:config.json") == remote_text
+
+
+def test_a_yaml_config_conflict_is_settled_line_by_line(remote: Path) -> None:
+    yaml_config = "git:\n  push: always  # every run\nowned_by_a_module: {x: 1}\n"
+    push_from_seed(remote, "yaml clone", {"config.yaml": yaml_config})
+    seed = clone(remote, "switch clone")
+    git(seed.root, "rm", "-q", "config.json")
+    git(seed.root, "commit", "-q", "-m", "YAML only")
+    git(seed.root, "push", "-q", "origin", "main")
+    late = clone(remote, "late clone")
+    remote_text = ("# settings of the modules\n" + yaml_config
+                   + "last_run_date: '2020-01-01T00:00:00+00:00'  # moved by each run\n")
+    push_from_seed(remote, "other clone", {"config.yaml": remote_text})
+    command = [*late.command()[:2], "--config", str(late.root / "config.yaml")]
+    result = subprocess.run(command, cwd=late.root, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == EXIT_OK, result.stdout + result.stderr
+    merged = git(remote, "show", "main:config.yaml") + "\n"
+    ours = (late.root / "config.yaml").read_text()
+    date = ours.split("last_run_date: '")[1].split("'")[0]
+    assert date > "2020"
+    assert merged == remote_text.replace("2020-01-01T00:00:00+00:00", date)
+
+
+def test_a_config_conflict_with_a_broken_remote_config_exits_3_with_nothing_pushed(
+        remote: Path) -> None:
+    late = clone(remote, "late clone")
+    push_from_seed(remote, "other clone", {"config.json": '{"git": {"push": "always"},\n'})
+    before = git(remote, "rev-parse", "main")
+    result = late.run()
+    assert result.returncode == EXIT_PUSH
+    assert ("push rejected and config.json conflicts with the remote's, and the remote's "
+            "config.json: not valid JSON") in result.stdout + result.stderr
+    assert "resolve it by hand" in result.stdout + result.stderr
+    assert git(remote, "rev-parse", "main") == before
+
+
 def test_a_conflict_on_another_file_aborts_cleanly_with_exit_3(remote: Path) -> None:
     ours = clone(remote, "our clone")
     theirs = clone(remote, "their clone")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import posixpath
 import shutil
 import signal
 import subprocess
@@ -49,8 +50,9 @@ AUTH_FAILED = ("could not read Username", "Authentication failed", "The requeste
 MOVED = ("fetch first", "non-fast-forward", "stale info", "cannot lock ref",
          "failed to update ref", "incorrect old value")
 Redact = Callable[[str], str]
-# Renames a run's record for a new run id: (record bytes, new run id, new log path) -> bytes.
-RecordRenamer = Callable[[bytes, str, str], bytes]
+# Renames a run's record for a new run id: (record bytes, new run id, its new log
+# file, its new run folder or None) -> bytes.
+RecordRenamer = Callable[[bytes, str, str, "str | None"], bytes]
 
 
 class PushError(Exception):
@@ -80,6 +82,8 @@ class Request:
     only_if_changed: bool = False
     # A line for the end of the log (formatted as the log's own lines), given its text.
     log_note: Callable[[str], str] = _plain_note
+    # The run's folder (`<log_dir>/runs/<run id>`), when it is committed with the run.
+    run_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -656,9 +660,9 @@ def _replay(git: _Git, req: Request, base: str | None, ours: str,
     run_files = (_rel(req.log, top), _rel(req.record, top))
     renamed, updates = None, {}
     if any(path in theirs for path in run_files):  # a concurrent run took our run id
-        renamed, updates = _rename_run(git, req, ours, remote)
+        renamed, updates = _rename_run(git, req, ours, remote, mine)
     for path, change in mine.items():
-        if renamed and path in run_files:
+        if renamed and (path in run_files or _in_run_folder(_run_folder(req, top), path)):
             continue
         if path not in theirs or theirs[path] == change:
             updates[path] = change
@@ -729,21 +733,23 @@ def _instant(value: str) -> float:
         return float("-inf")
 
 
-def _rename_run(git: _Git, req: Request, ours: str, remote: str
+def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str, Change]
                 ) -> tuple[str, dict[str, Change]]:
     """A concurrent run pushed the same run id first: ours takes the next free one.
 
-    Its log gets a last line naming the new id."""
+    Its log gets a last line naming the new id; its run folder moves to the new
+    id's, and `runs/latest` points there."""
     top = git.where.top
     log_rel, record_rel = _rel(req.log, top), _rel(req.record, top)
     folder = Path(log_rel).parent
-    listing = git.raw("ls-tree", "-z", "--name-only", remote, "--", f"{folder}/")
+    runs = folder / runid.RUNS_FOLDER
+    listing = git.raw("ls-tree", "-z", "--name-only", remote, "--", f"{folder}/", f"{runs}/")
     taken = set(listing.decode("utf-8", "surrogateescape").split("\0"))
     stub = runid.stub_of(req.run_id)
 
     def free(run_id: str) -> bool:
         names = [(folder / name).as_posix() for name in
-                 (runid.log_name(run_id), runid.record_name(run_id))]
+                 (runid.log_name(run_id), runid.record_name(run_id))] + [(runs / run_id).as_posix()]
         return not any(name in taken or (top / name).exists() for name in names)
 
     n = runid.parse(req.run_id)[1] + 1
@@ -752,9 +758,10 @@ def _rename_run(git: _Git, req: Request, ours: str, remote: str
     run_id = runid.with_suffix(stub, n)
     new_log = (folder / runid.log_name(run_id)).as_posix()
     new_record = (folder / runid.record_name(run_id)).as_posix()
-    log_in_record = req.log.parent.resolve().relative_to(req.root.resolve()).joinpath(
-        runid.log_name(run_id)).as_posix()
-    record = req.rename_record(_show(git, ours, record_rel), run_id, log_in_record)
+    in_record = req.log.parent.resolve().relative_to(req.root.resolve())
+    run_dir = (in_record / runid.RUNS_FOLDER / run_id).as_posix() if req.run_dir else None
+    record = req.rename_record(_show(git, ours, record_rel), run_id,
+                               in_record.joinpath(runid.log_name(run_id)).as_posix(), run_dir)
     note = req.log_note(f"a concurrent run had pushed run id {req.run_id} first: this run "
                         f"was committed as {run_id}")
     log = _show(git, ours, log_rel) + note.encode()
@@ -762,7 +769,28 @@ def _rename_run(git: _Git, req: Request, ours: str, remote: str
     moved: dict[str, Change] = {
         new_log: ("100644", _blob(git, log)), new_record: ("100644", _blob(git, record)),
     }
+    own = _run_folder(req, top)
+    if own is not None:
+        old_dir, latest = own
+        new_dir = posixpath.join(posixpath.dirname(old_dir), run_id)
+        for path, change in mine.items():
+            if path.startswith(old_dir + "/") and change is not None:
+                moved[new_dir + path[len(old_dir):]] = change
+        if latest in mine:
+            moved[latest] = ("120000", _blob(git, run_id.encode()))
     return run_id, moved
+
+
+def _run_folder(req: Request, top: Path) -> tuple[str, str] | None:
+    """The run's folder and `runs/latest`, relative to `top`, when it has a folder."""
+    if req.run_dir is None:
+        return None
+    folder = _rel(req.run_dir, top)
+    return folder, posixpath.join(posixpath.dirname(folder), runid.LATEST)
+
+
+def _in_run_folder(folder: tuple[str, str] | None, path: str) -> bool:
+    return folder is not None and (path.startswith(folder[0] + "/") or path == folder[1])
 
 
 def _update_checkout(git: _Git, ours: str, pushed: str) -> bool:

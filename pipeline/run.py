@@ -342,6 +342,7 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
         run_id=result.run_id, status=result.status, env=env, rename_record=renamed_record,
         only_if_changed=config.git.commit == "changes" and all_skipped,
         log_note=partial(_log_line, config.tz),
+        run_dir=result.run_dir if result.record.get("run_dir") else None,
     )
     try:
         pushed = gitsync.commit_and_push(request, masker)
@@ -378,12 +379,17 @@ def _rename(config: Config, result: RunResult, run_id: str) -> None:
     result.record_path = config.log_dir / runid.record_name(run_id)
     result.record = dict(result.record, run_id=run_id,
                          log_file=_relative(result.log_path, config.root))
+    result.run_dir = result.run_dir.parent / run_id
+    if result.record.get("run_dir"):
+        result.record["run_dir"] = _relative(result.run_dir, config.root)
 
 
-def renamed_record(content: bytes, run_id: str, log_file: str) -> bytes:
+def renamed_record(content: bytes, run_id: str, log_file: str, run_dir: str | None) -> bytes:
     """A run record under a new run id (a concurrent run pushed the same one first)."""
     record = json.loads(content)
     record["run_id"], record["log_file"] = run_id, log_file
+    if run_dir is not None:
+        record["run_dir"] = run_dir
     return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
 
 

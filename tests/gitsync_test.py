@@ -440,9 +440,15 @@ def test_renamed_record_rewrites_its_id_and_log() -> None:
 
     record = json.dumps({"run_id": "20261123_06h00", "log_file": "x/workflow_20261123_06h00.log",
                          "status": "success"}).encode()
-    out = json.loads(renamed_record(record, "20261123_06h00_2", "x/workflow_20261123_06h00_2.log"))
+    out = json.loads(renamed_record(record, "20261123_06h00_2", "x/workflow_20261123_06h00_2.log",
+                                    None))
     assert out == {"run_id": "20261123_06h00_2", "log_file": "x/workflow_20261123_06h00_2.log",
                    "status": "success"}
+    with_folder = json.loads(record)
+    with_folder["run_dir"] = "x/runs/20261123_06h00"
+    out = json.loads(renamed_record(json.dumps(with_folder).encode(), "20261123_06h00_2",
+                                    "x/workflow_20261123_06h00_2.log", "x/runs/20261123_06h00_2"))
+    assert out["run_dir"] == "x/runs/20261123_06h00_2"
 
 
 
@@ -554,6 +560,37 @@ def test_a_run_id_pushed_first_elsewhere_moves_to_the_next_free_one(remote: Path
         "pipeline: success run 20261123_06h00_2 [skip ci]")
     assert git(second.root, "rev-parse", "HEAD") == git(remote, "rev-parse", "main")
     assert git(second.root, "status", "--porcelain") == ""
+
+
+def test_a_renamed_run_takes_its_folder_and_latest_along(remote: Path) -> None:
+    """Both runs of one minute wrote a review report in `runs/<run id>/`: ours moves
+    to the new id's folder and `runs/latest` points there; theirs stays as it is."""
+    requests = []
+    for name, text in (("first clone", "first"), ("second clone", "second")):
+        project = clone(remote, name)
+        request = make_run_files(project, "20261123_06h00", f"{text}\n")
+        run_dir = project.log_dir / "runs" / "20261123_06h00"
+        run_dir.mkdir(parents=True)
+        (run_dir / "review.txt").write_text(f"{text} failed\n")
+        os.symlink("20261123_06h00", run_dir.parent / "latest")
+        record = json.loads(request.record.read_text())
+        request.record.write_text(json.dumps(dict(record, run_dir="data and logs/runs/"
+                                                                  "20261123_06h00")))
+        requests.append((project, replace(request, run_dir=run_dir, extra=(
+            "data and logs/runs/20261123_06h00", "data and logs/runs/latest"))))
+    gitsync.commit_and_push(requests[0][1], str)
+    pushed = gitsync.commit_and_push(requests[1][1], str)
+    assert pushed is not None and pushed.renamed_to == "20261123_06h00_2"
+    show = lambda name: git(remote, "show", f"main:data and logs/{name}")  # noqa: E731
+    assert show("runs/20261123_06h00/review.txt") == "first failed"
+    assert show("runs/20261123_06h00_2/review.txt") == "second failed"
+    assert git(remote, "ls-tree", "main", "data and logs/runs/latest").startswith("120000 ")
+    assert show("runs/latest") == "20261123_06h00_2"
+    assert json.loads(show("workflow_20261123_06h00_2.json"))["run_dir"] == (
+        "data and logs/runs/20261123_06h00_2")
+    second = requests[1][0]
+    assert git(second.root, "status", "--porcelain") == ""
+    assert (second.log_dir / "runs" / "latest" / "review.txt").read_text() == "second failed\n"
 
 
 def test_the_advice_after_a_failed_push_works(remote: Path) -> None:

@@ -35,7 +35,8 @@ def test_pipeline_workflow_triggers_permissions_and_concurrency() -> None:
     minute, hour, *_ = flow["on"]["schedule"][0]["cron"].split()
     assert minute.isdigit() and int(minute) not in (0, 30)  # busy times on GitHub
     inputs = flow["on"]["workflow_dispatch"]["inputs"]
-    assert set(inputs) == {"only", "from", "skip", "resume", "since", "until", "dry_run", "force"}
+    assert set(inputs) == {"only", "from", "skip", "resume", "since", "until", "every",
+                           "dry_run", "force"}
     assert inputs["resume"]["type"] == "boolean"
     assert flow["permissions"] == {}
     assert flow["concurrency"]["cancel-in-progress"] is False

@@ -40,8 +40,9 @@ COLOURS = {"success": "32", "partial": "33", "recovered": "33", "skipped": "2",
 
 def _text(value: Any, missing: str = "?") -> str:
     """A record's value as text a terminal or a GitHub runner shows and nothing more:
-    records are files a module can write, so control characters are written as \\xNN."""
-    return printable(missing if value is None else str(value))
+    records are files a module can write, so control characters are written as \\xNN.
+    A value left empty is as missing as one left out."""
+    return printable(missing if value is None or value == "" else str(value))
 
 
 def _seconds(value: Any) -> float | None:

@@ -205,6 +205,14 @@ def test_history_marks_every_module_status_and_notes_what_was_special(logs: Path
     assert lines[2] == "1 run: success rate 0% (0 of 1), median duration 12.5s"
 
 
+def test_history_names_a_run_by_its_file_when_its_record_leaves_the_id_empty(logs: Path
+                                                                          ) -> None:
+    write(logs, "20261123_06h00", dict(record("20261123_06h00"), run_id="", trigger=""))
+    lines = history.history_lines(list(records.records_newest_first(logs)), logs,
+                                  history.Style(False, history.MARKS))
+    assert lines[1].startswith("20261123_06h00  ?  ")
+
+
 def test_history_n_takes_the_newest_and_the_median_over_them(logs: Path, project: Project
                                                            ) -> None:
     for i, seconds in enumerate((100, 1, 2, 3)):

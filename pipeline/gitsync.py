@@ -666,7 +666,7 @@ def _replay(git: _Git, req: Request, base: str | None, ours: str,
             continue
         if path not in theirs or theirs[path] == change:
             updates[path] = change
-        elif path == config_rel:
+        elif path == config_rel and theirs[path] is not None:  # not deleted there
             updates[path] = _merge_config(git, ours, remote, path)
         else:
             raise PushError(f"push rejected and {path} was changed both here and on the remote: "

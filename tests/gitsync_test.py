@@ -345,6 +345,22 @@ def test_a_config_conflict_with_a_broken_remote_config_exits_3_with_nothing_push
     assert git(remote, "rev-parse", "main") == before
 
 
+def test_a_config_deleted_on_the_remote_is_a_conflict_to_settle_by_hand(remote: Path) -> None:
+    late = clone(remote, "late clone")
+    other = clone(remote, "other clone")
+    (other.root / "config.yaml").write_text("git:\n  push: always\n")
+    git(other.root, "rm", "-q", "config.json")
+    git(other.root, "add", "config.yaml")
+    git(other.root, "commit", "-q", "-m", "the config is YAML now")
+    git(other.root, "push", "-q", "origin", "main")
+    before = git(remote, "rev-parse", "main")
+    result = late.run()
+    assert result.returncode == EXIT_PUSH
+    assert "push rejected and config.json was changed both here and on the remote" in (
+        result.stdout + result.stderr)
+    assert git(remote, "rev-parse", "main") == before
+
+
 def test_a_conflict_on_another_file_aborts_cleanly_with_exit_3(remote: Path) -> None:
     ours = clone(remote, "our clone")
     theirs = clone(remote, "their clone")

@@ -648,26 +648,31 @@ def _replay(git: _Git, req: Request, base: str | None, ours: str,
             remote: str) -> tuple[str, str | None]:
     """Our commit's changes on top of `remote`: an in-memory rebase.
 
-    A path both sides changed differently is a conflict. config.json: the
-    remote's file with the later last_run_date. Our log and record, when a
-    concurrent run took the same run id: ours move to the next free id.
-    Anything else: PushError, and nothing is changed.
+    A path both sides changed differently is a conflict. The config file: the
+    remote's file with the later last_run_date. `runs/latest`: the link to the
+    newer of the two runs. Our log, record and run folder, when a concurrent run
+    took the same run id: ours move to the next free id. Anything else:
+    PushError, and nothing is changed.
     """
     top = git.where.top
     mine = _changes(git, base, ours)
     theirs = _changes(git, base, remote)
     config_rel = _rel(req.config, top) if req.config is not None else None
     run_files = (_rel(req.log, top), _rel(req.record, top))
+    own = _run_folder(req, top)
     renamed, updates = None, {}
     if any(path in theirs for path in run_files):  # a concurrent run took our run id
         renamed, updates = _rename_run(git, req, ours, remote, mine)
     for path, change in mine.items():
-        if renamed and (path in run_files or _in_run_folder(_run_folder(req, top), path)):
+        if renamed and (path in run_files or _in_run_folder(own, path)):
             continue
         if path not in theirs or theirs[path] == change:
             updates[path] = change
         elif path == config_rel and theirs[path] is not None:  # not deleted there
             updates[path] = _merge_config(git, ours, remote, path)
+        elif own is not None and path == own[1]:
+            if _newer_than_theirs(git, req.run_id, remote, path, theirs[path]):
+                updates[path] = change
         else:
             raise PushError(f"push rejected and {path} was changed both here and on the remote: "
                             f"the run's commit {ours[:7]} is on the local branch; resolve it by "
@@ -779,6 +784,18 @@ def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str,
         if latest in mine:
             moved[latest] = ("120000", _blob(git, run_id.encode()))
     return run_id, moved
+
+
+def _newer_than_theirs(git: _Git, run_id: str, remote: str, latest: str,
+                       theirs: Change) -> bool:
+    """Whether our run is newer than the one the remote's `runs/latest` points at
+    (or that link is gone, or points at no run)."""
+    if theirs is None or theirs[0] != "120000":
+        return True
+    try:
+        return runid.sort_key(run_id) > runid.sort_key(_show(git, remote, latest).decode())
+    except (ValueError, UnicodeDecodeError):
+        return True
 
 
 def _run_folder(req: Request, top: Path) -> tuple[str, str] | None:

@@ -578,35 +578,53 @@ def test_a_run_id_pushed_first_elsewhere_moves_to_the_next_free_one(remote: Path
     assert git(second.root, "status", "--porcelain") == ""
 
 
+def run_with_folder(remote: Path, name: str, run_id: str) -> gitsync.Request:
+    """A run's files in a fresh clone, with a run folder and `runs/latest` at it."""
+    project = clone(remote, name)
+    request = make_run_files(project, run_id, f"{name}\n")
+    run_dir = project.log_dir / "runs" / run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / "review.txt").write_text(f"{name} failed\n")
+    os.symlink(run_id, run_dir.parent / "latest")
+    record = json.loads(request.record.read_text())
+    request.record.write_text(json.dumps(dict(record, run_dir=f"data and logs/runs/{run_id}")))
+    return replace(request, run_dir=run_dir, extra=(
+        f"data and logs/runs/{run_id}", "data and logs/runs/latest"))
+
+
 def test_a_renamed_run_takes_its_folder_and_latest_along(remote: Path) -> None:
     """Both runs of one minute wrote a review report in `runs/<run id>/`: ours moves
     to the new id's folder and `runs/latest` points there; theirs stays as it is."""
-    requests = []
-    for name, text in (("first clone", "first"), ("second clone", "second")):
-        project = clone(remote, name)
-        request = make_run_files(project, "20261123_06h00", f"{text}\n")
-        run_dir = project.log_dir / "runs" / "20261123_06h00"
-        run_dir.mkdir(parents=True)
-        (run_dir / "review.txt").write_text(f"{text} failed\n")
-        os.symlink("20261123_06h00", run_dir.parent / "latest")
-        record = json.loads(request.record.read_text())
-        request.record.write_text(json.dumps(dict(record, run_dir="data and logs/runs/"
-                                                                  "20261123_06h00")))
-        requests.append((project, replace(request, run_dir=run_dir, extra=(
-            "data and logs/runs/20261123_06h00", "data and logs/runs/latest"))))
-    gitsync.commit_and_push(requests[0][1], str)
-    pushed = gitsync.commit_and_push(requests[1][1], str)
+    requests = [run_with_folder(remote, name, "20261123_06h00")
+                for name in ("first clone", "second clone")]
+    gitsync.commit_and_push(requests[0], str)
+    pushed = gitsync.commit_and_push(requests[1], str)
     assert pushed is not None and pushed.renamed_to == "20261123_06h00_2"
     show = lambda name: git(remote, "show", f"main:data and logs/{name}")  # noqa: E731
-    assert show("runs/20261123_06h00/review.txt") == "first failed"
-    assert show("runs/20261123_06h00_2/review.txt") == "second failed"
+    assert show("runs/20261123_06h00/review.txt") == "first clone failed"
+    assert show("runs/20261123_06h00_2/review.txt") == "second clone failed"
     assert git(remote, "ls-tree", "main", "data and logs/runs/latest").startswith("120000 ")
     assert show("runs/latest") == "20261123_06h00_2"
     assert json.loads(show("workflow_20261123_06h00_2.json"))["run_dir"] == (
         "data and logs/runs/20261123_06h00_2")
-    second = requests[1][0]
-    assert git(second.root, "status", "--porcelain") == ""
-    assert (second.log_dir / "runs" / "latest" / "review.txt").read_text() == "second failed\n"
+    second = requests[1].root
+    assert git(second, "status", "--porcelain") == ""
+    latest = second / "data and logs" / "runs" / "latest"
+    assert (latest / "review.txt").read_text() == "second clone failed\n"
+
+
+@pytest.mark.parametrize("order", ["older first", "newer first"])
+def test_runs_latest_changed_by_two_runs_points_at_the_newer(remote: Path, order: str
+                                                             ) -> None:
+    older = run_with_folder(remote, "older clone", "20261123_06h00")
+    newer = run_with_folder(remote, "newer clone", "20261123_06h01")
+    for request in ((older, newer) if order == "older first" else (newer, older)):
+        pushed = gitsync.commit_and_push(request, str)
+        assert pushed is not None and pushed.renamed_to is None
+    assert git(remote, "show", "main:data and logs/runs/latest") == "20261123_06h01"
+    for run_id, who in (("20261123_06h00", "older"), ("20261123_06h01", "newer")):
+        assert git(remote, "show", f"main:data and logs/runs/{run_id}/review.txt") == (
+            f"{who} clone failed")
 
 
 def test_the_advice_after_a_failed_push_works(remote: Path) -> None:

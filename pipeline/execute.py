@@ -89,6 +89,9 @@ class RunContext(NamedTuple):
     window_start: datetime | None = None
     window_end: datetime | None = None
     run_dir: Path | None = None
+    # Descriptors every module inherits: the checkout's run lock, so that a module
+    # outliving a killed orchestrator keeps the next run out until it ends.
+    keep_fds: tuple[int, ...] = ()
 
 
 class Outcome(NamedTuple):
@@ -364,6 +367,7 @@ def run_module(
             stdout=stdout_end,
             stderr=stderr_end,
             start_new_session=True,  # its own process group: a stop reaches its children
+            pass_fds=ctx.keep_fds,
         )
     except OSError as exc:
         start_error = _start_error(exc)

@@ -4,8 +4,10 @@ directory (`.git/pipeline.lock`), or in `log_dir` outside a repository.
 The file is never one that can be committed. The holder writes its pid and
 start into it after taking the lock, so that a second run can say who holds it.
 The kernel drops the lock when the holder's last descriptor closes, so a killed
-run never leaves a stale lock; the descriptor is handed to the run's local git
-commands (`held_fds`), which then keep the checkout locked until they end.
+run never leaves a stale lock. The descriptor is handed to the run's local git
+commands and to its modules (`held_fds`), which then keep the checkout locked
+until they end: a module still running after its orchestrator was killed keeps
+the next run out, instead of running beside it.
 """
 
 from __future__ import annotations
@@ -121,6 +123,19 @@ def _write_holder(fd: int, since: float) -> None:
         os.pwrite(fd, f"pid {os.getpid()}\nstarted {started}\n".encode(), 0)
 
 
+def _alive(pid: str) -> bool:
+    """Whether process `pid` exists (True when that cannot be told)."""
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def holder(fd: int) -> dict[str, str]:
     """What the holder wrote: {"pid": ..., "started": ...} (empty while it writes)."""
     text = os.pread(fd, 4096, 0).decode(errors="replace")
@@ -130,6 +145,9 @@ def holder(fd: int) -> dict[str, str]:
 def _busy_message(fd: int, path: Path, wait_seconds: float) -> str:
     info = holder(fd)
     who = f"pid {info.get('pid', '?')}, started {info.get('started', '?')}"
+    if not _alive(info.get("pid", "")):
+        # Modules inherit the lock: one outliving a killed run holds it until it ends.
+        who += ", which is gone: a module it started is still running"
     waited = f" after waiting {wait_seconds:g} s" if wait_seconds > 0 else ""
     return (f"another run holds this checkout's lock ({who}; {path}){waited}: nothing ran "
             "(use --wait SECONDS to wait for it)")

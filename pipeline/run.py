@@ -301,11 +301,14 @@ def _begin(config: Config, plan: Plan, options: Options, started: datetime,
 
 
 def _context(config: Config, options: Options, result: RunResult) -> RunContext:
+    from pipeline import lock  # imported by run_all already: the run holds the lock
+
     return RunContext(
         run_id=result.run_id, config_path=config.path, log_dir=config.log_dir.absolute(),
         root=config.root, tz=config.tz, last_run_date=config.last_run_date,
         started=result.started, dry_run=options.dry_run, force=options.force,
         window_start=result.window.start, window_end=result.window.end, run_dir=result.run_dir,
+        keep_fds=lock.held_fds(),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -117,6 +118,27 @@ def test_a_second_run_in_the_checkout_exits_4_naming_the_holder(
         first.communicate(timeout=60)
     assert first.returncode == EXIT_OK
     assert len(project.logs()) == 1
+
+
+def test_a_module_left_running_by_a_killed_run_keeps_the_next_run_out(
+        project: Project, tmp_path: Path) -> None:
+    """The orchestrator is SIGKILLed while its module runs: the module, which inherits
+    the lock, keeps the checkout locked until it ends, so no run starts beside it."""
+    env = holding_project(project, tmp_path)
+    project.config({})
+    first = start(project, env)
+    wait_for(tmp_path / "started", first)
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate(timeout=60)
+    try:
+        second = project.run(env=env)
+        assert second.returncode == EXIT_LOCKED, second.stdout + second.stderr
+        assert f"(pid {first.pid}, started " in second.stderr
+        assert "which is gone: a module it started is still running" in second.stderr
+    finally:
+        (tmp_path / "go").touch()  # the module ends, and the lock with it
+    third = project.run("--wait", "60", env=env)
+    assert third.returncode == EXIT_OK, third.stdout + third.stderr
 
 
 def test_with_wait_the_second_run_runs_after_the_first(project: Project, tmp_path: Path) -> None:

@@ -613,6 +613,25 @@ def test_a_renamed_run_takes_its_folder_and_latest_along(remote: Path) -> None:
     assert (latest / "review.txt").read_text() == "second clone failed\n"
 
 
+def test_a_third_run_of_the_minute_takes_3_with_nested_files(remote: Path) -> None:
+    requests = [run_with_folder(remote, name, "20261123_06h00") for name in "abc"]
+    for request in requests:
+        nested = request.run_dir / "sub"
+        nested.mkdir()
+        (nested / "out é.txt").write_text(f"{request.root.name} out\n")
+    renamed = [gitsync.commit_and_push(request, str).renamed_to for request in requests]
+    assert renamed == [None, "20261123_06h00_2", "20261123_06h00_3"]
+    for run_id, name in zip(("20261123_06h00", "20261123_06h00_2", "20261123_06h00_3"), "abc",
+                            strict=True):
+        assert git(remote, "show", f"main:data and logs/runs/{run_id}/sub/out é.txt") == (
+            f"{name} out")
+    assert git(remote, "show", "main:data and logs/runs/latest") == "20261123_06h00_3"
+    for request in requests:
+        assert git(request.root, "status", "--porcelain") == ""
+    latest = requests[2].root / "data and logs" / "runs" / "latest"
+    assert (latest / "sub" / "out é.txt").read_text() == "c out\n"
+
+
 @pytest.mark.parametrize("order", ["older first", "newer first"])
 def test_runs_latest_changed_by_two_runs_points_at_the_newer(remote: Path, order: str
                                                              ) -> None:

@@ -662,7 +662,7 @@ def _replay(git: _Git, req: Request, base: str | None, ours: str,
     own = _run_folder(req, top)
     renamed, updates = None, {}
     if any(path in theirs for path in run_files):  # a concurrent run took our run id
-        renamed, updates = _rename_run(git, req, ours, remote, mine)
+        renamed, updates = _rename_run(git, req, ours, remote, mine, own)
     for path, change in mine.items():
         if renamed and (path in run_files or _in_run_folder(own, path)):
             continue
@@ -738,8 +738,8 @@ def _instant(value: str) -> float:
         return float("-inf")
 
 
-def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str, Change]
-                ) -> tuple[str, dict[str, Change]]:
+def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str, Change],
+                own: tuple[str, str] | None) -> tuple[str, dict[str, Change]]:
     """A concurrent run pushed the same run id first: ours takes the next free one.
 
     Its log gets a last line naming the new id; its run folder moves to the new
@@ -764,7 +764,7 @@ def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str,
     new_log = (folder / runid.log_name(run_id)).as_posix()
     new_record = (folder / runid.record_name(run_id)).as_posix()
     in_record = req.log.parent.resolve().relative_to(req.root.resolve())
-    run_dir = (in_record / runid.RUNS_FOLDER / run_id).as_posix() if req.run_dir else None
+    run_dir = (in_record / runid.RUNS_FOLDER / run_id).as_posix() if own else None
     record = req.rename_record(_show(git, ours, record_rel), run_id,
                                in_record.joinpath(runid.log_name(run_id)).as_posix(), run_dir)
     note = req.log_note(f"a concurrent run had pushed run id {req.run_id} first: this run "
@@ -774,8 +774,7 @@ def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str,
     moved: dict[str, Change] = {
         new_log: ("100644", _blob(git, log)), new_record: ("100644", _blob(git, record)),
     }
-    own = _run_folder(req, top)
-    if own is not None:
+    if own is not None:  # the run's folder and `runs/latest` (_run_folder)
         old_dir, latest = own
         new_dir = posixpath.join(posixpath.dirname(old_dir), run_id)
         for path, change in mine.items():

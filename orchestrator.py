@@ -3,7 +3,7 @@ import gc
 import signal
 
 # Start-up makes many objects and frees few: collecting cycles among them costs a
-# tenth of it. A run turns collection back on once it starts (pipeline/run.py).
+# tenth of it. A run turns collection back on once it starts (gitcron/run.py).
 gc.disable()
 
 # A cancel while the runner is still starting ends it quietly: exit 130. SIGINT is
@@ -12,7 +12,7 @@ gc.disable()
 for _signum in (signal.SIGINT, signal.SIGTERM):
     signal.signal(_signum, signal.default_int_handler)
 try:
-    from pipeline.cli import main
+    from gitcron.cli import main
 except KeyboardInterrupt:
     raise SystemExit(130) from None
 raise SystemExit(main())

@@ -22,7 +22,7 @@ from pathlib import Path
 from _common import PYTHON, REPO, alternate, clean_env
 
 AIRFLOW = str(Path(PYTHON).parent / "airflow")
-COPIED = ("config.json", "modules", "sample_data", "pipeline", "dags", "orchestrator.py")
+COPIED = ("config.json", "modules", "sample_data", "gitcron", "dags", "orchestrator.py")
 
 
 def copy_project(root: Path) -> Path:

@@ -53,7 +53,7 @@ for i in range(int(500_000 * {scale})):
 WRAPPER = """
 import json, resource, sys
 sys.path.insert(0, sys.argv[1])
-from pipeline.cli import main
+from gitcron.cli import main
 try:
     code = main(sys.argv[3:])
 finally:

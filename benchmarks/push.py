@@ -147,8 +147,8 @@ class CommitBack:
         return time.perf_counter() - start
 
     def gitsync(self) -> float:
-        from pipeline import gitsync
-        from pipeline.config import GitSettings
+        from gitcron import gitsync
+        from gitcron.config import GitSettings
 
         log, record = self.files()
         request = gitsync.Request(

@@ -23,7 +23,7 @@ from pathlib import Path
 from _common import REPO, verdict
 
 sys.path.insert(0, str(REPO))
-from pipeline import notify
+from gitcron import notify
 
 GOAL = 1.3
 CALLS = 50

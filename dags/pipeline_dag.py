@@ -11,7 +11,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent  # the folder of config.json
 sys.path.insert(0, str(PROJECT))
 
-from pipeline.airflow import dag_from_config  # noqa: E402  (needs PROJECT on sys.path)
+from gitcron.airflow import dag_from_config  # noqa: E402  (needs PROJECT on sys.path)
 
 dag = dag_from_config(PROJECT / "config.json")
 

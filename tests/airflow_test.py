@@ -1,4 +1,4 @@
-"""The DAG factory (pipeline/airflow.py): tasks, wiring, commands, environment.
+"""The DAG factory (gitcron/airflow.py): tasks, wiring, commands, environment.
 
 Skipped where Airflow is not installed (the main suite); `.ci/airflow` runs
 these in its own environment, then runs real DAGs with `airflow dags test`.
@@ -15,9 +15,9 @@ import pytest
 pytest.importorskip("airflow.sdk", reason="Apache Airflow is not installed here "
                     "(pip install -r requirements-airflow.txt; .ci/airflow runs these)")
 
-from pipeline import airflow as af
-from pipeline import config as cfg
-from pipeline.codes import FatalError
+from gitcron import airflow as af
+from gitcron import config as cfg
+from gitcron.codes import FatalError
 
 FIXTURE = Path(__file__).parent / "airflow" / "fixture"
 UTC = timezone.utc

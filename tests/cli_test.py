@@ -6,9 +6,9 @@ import sys
 import pytest
 from conftest import OK, ORCHESTRATOR, Project
 
-from pipeline import __version__
-from pipeline.cli import main
-from pipeline.codes import EXIT_OK, EXIT_USAGE
+from gitcron import __version__
+from gitcron.cli import main
+from gitcron.codes import EXIT_OK, EXIT_USAGE
 
 
 def test_help_ends_with_examples() -> None:

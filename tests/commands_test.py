@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import commands
-from pipeline.commands import Command
+from gitcron import commands
+from gitcron.commands import Command
 
 
 @pytest.mark.parametrize(("line", "expected"), [

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import OK, REPO, Project
 
-from pipeline import config as cfg
-from pipeline.codes import EXIT_USAGE, FatalError
+from gitcron import config as cfg
+from gitcron.codes import EXIT_USAGE, FatalError
 
 
 def test_defaults_for_an_empty_config(project: Project) -> None:
@@ -217,7 +217,7 @@ def test_write_atomic_keeps_the_file_mode_and_leaves_no_temporary_file(tmp_path:
 WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[2])
-    from pipeline import config as cfg
+    from gitcron import config as cfg
     config = cfg.load(sys.argv[1])
     n = 0
     while True:

@@ -17,7 +17,7 @@ def fresh_copy(tmp_path: Path) -> Path:
     root.mkdir()
     for name in ("orchestrator.py", "config.json"):
         shutil.copy(REPO / name, root / name)
-    for folder in ("pipeline", "modules", "sample_data"):
+    for folder in ("gitcron", "modules", "sample_data"):
         shutil.copytree(REPO / folder, root / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))
     return root

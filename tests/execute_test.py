@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Project
 
-from pipeline import config as cfg
-from pipeline import execute
-from pipeline.execute import Cancel, Outcome, RunContext
+from gitcron import config as cfg
+from gitcron import execute
+from gitcron.execute import Cancel, Outcome, RunContext
 
 
 def context(project: Project, **changes: object) -> RunContext:
@@ -402,7 +402,7 @@ import json, os, sys
 from datetime import datetime, timezone
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from pipeline import config as cfg, execute
+from gitcron import config as cfg, execute
 assert execute.become_subreaper()
 root, module = Path(sys.argv[2]), Path(sys.argv[3])
 spec = cfg.module_spec(module, root, display="c", key="k")
@@ -459,7 +459,7 @@ def test_leftover_zombies_are_reaped_and_not_reported(project: Project) -> None:
 @linux_only
 def test_become_subreaper_says_whether_it_worked() -> None:
     done = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                           "from pipeline import execute; print(execute.become_subreaper(), "
+                           "from gitcron import execute; print(execute.become_subreaper(), "
                            "execute.become_subreaper())", str(REPO)],
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["True", "True"]

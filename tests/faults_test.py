@@ -19,8 +19,8 @@ import pytest
 from conftest import Project
 from gitsync_test import clone, git, remote, remote_files  # noqa: F401  (remote is a fixture)
 
-from pipeline import lock
-from pipeline.codes import EXIT_OK
+from gitcron import lock
+from gitcron.codes import EXIT_OK
 
 # Stops the first transaction that touches $FAULT_REF in its "prepared" state (refs
 # locked, nothing moved yet) until $FAULT_DIR/go exists, then lets it commit, or

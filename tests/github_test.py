@@ -15,8 +15,8 @@ from conftest import REPO, Project
 from gitsync_test import clone, git, remote  # noqa: F401  (remote is a fixture)
 from runner_model import Runner, parse_file_command, split_lines, try_parse_legacy, try_parse_v2
 
-from pipeline import github
-from pipeline.codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_PUSH
+from gitcron import github
+from gitcron.codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_PUSH
 
 WORKFLOWS = REPO / ".github" / "workflows"
 

@@ -13,9 +13,9 @@ import pytest
 from conftest import Project
 from githttp import git_http_server
 
-from pipeline import gitsync
-from pipeline.codes import EXIT_FAILED, EXIT_OK, EXIT_PUSH, EXIT_USAGE
-from pipeline.config import GitSettings
+from gitcron import gitsync
+from gitcron.codes import EXIT_FAILED, EXIT_OK, EXIT_PUSH, EXIT_USAGE
+from gitcron.config import GitSettings
 
 TOKEN = "ghs_TestToken1234567890abcdef"
 
@@ -452,7 +452,7 @@ def test_redaction_of_git_errors() -> None:
 
 
 def test_renamed_record_rewrites_its_id_and_log() -> None:
-    from pipeline.run import renamed_record
+    from gitcron.run import renamed_record
 
     record = json.dumps({"run_id": "20261123_06h00", "log_file": "x/workflow_20261123_06h00.log",
                          "status": "success"}).encode()
@@ -550,7 +550,7 @@ def make_run_files(project: Project, run_id: str, text: str) -> gitsync.Request:
     log.write_text(text)
     record = log.with_suffix(".json")
     record.write_text(json.dumps({"run_id": run_id, "log_file": f"data and logs/{log.name}"}))
-    from pipeline.run import renamed_record
+    from gitcron.run import renamed_record
 
     return gitsync.Request(
         root=project.root, log=log, record=record, config=project.config_path, extra=(),

@@ -14,8 +14,8 @@ import pytest
 from conftest import OK, ORCHESTRATOR, Project, fail
 from runner_model import Runner
 
-from pipeline import history, records
-from pipeline.codes import FatalError
+from gitcron import history, records
+from gitcron.codes import FatalError
 
 
 def record(run_id: str, status: str = "success", modules: Any = None, **extra: Any

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import ORCHESTRATOR, REPO
 
-from pipeline import scaffold
-from pipeline.codes import FatalError
+from gitcron import scaffold
+from gitcron.codes import FatalError
 
 
 def init(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -42,7 +42,7 @@ def test_init_into_an_empty_folder_runs_and_commits_cleanly(tmp_path: Path) -> N
     assert written[".github/workflows/health.yml"] == \
         (REPO / ".github/workflows/health.yml").read_bytes()
     assert written["requirements.txt"] == (REPO / "requirements.txt").read_bytes()
-    assert written["pipeline/cli.py"] == (REPO / "pipeline/cli.py").read_bytes()
+    assert written["gitcron/cli.py"] == (REPO / "gitcron/cli.py").read_bytes()
     assert json.loads(written["config.json"])["modules"][0]["path"] == "modules/1.example.py"
     git(target, "init", "-q")
     git(target, "add", "-A")
@@ -55,7 +55,7 @@ def test_init_into_an_empty_folder_runs_and_commits_cleanly(tmp_path: Path) -> N
                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert run.returncode == 0, run.stderr
     assert "handling data from the beginning until " in run.stderr + run.stdout
-    assert list((target / "pipeline" / "__pycache__").iterdir())  # made, and ignored
+    assert list((target / "gitcron" / "__pycache__").iterdir())  # made, and ignored
     changed = git(target, "status", "--porcelain", "--untracked-files=all").splitlines()
     assert changed[0] == " M config.json"
     assert {line[:3] for line in changed[1:]} == {"?? "}
@@ -100,11 +100,11 @@ def test_init_names_the_first_file_in_the_way(tmp_path: Path) -> None:
     with pytest.raises(FatalError, match=r"\.github is in the way: it is not a folder"):
         scaffold.init_main([str(tmp_path)])
     (tmp_path / ".github").unlink()
-    (tmp_path / "pipeline").mkdir()
-    (tmp_path / "pipeline" / "run.py").symlink_to("nowhere")  # a dangling link counts too
-    with pytest.raises(FatalError, match=r"pipeline/run.py already exists"):
+    (tmp_path / "gitcron").mkdir()
+    (tmp_path / "gitcron" / "run.py").symlink_to("nowhere")  # a dangling link counts too
+    with pytest.raises(FatalError, match=r"gitcron/run.py already exists"):
         scaffold.init_main([str(tmp_path)])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gitcron"]
 
 
 def test_init_of_a_file_is_an_error(tmp_path: Path) -> None:
@@ -123,8 +123,8 @@ def test_init_into_a_repository_with_history_keeps_it(tmp_path: Path) -> None:
     assert git(tmp_path, "rev-parse", "HEAD") == head
     assert (tmp_path / "README.md").read_text() == "# mine\n"
     untracked = git(tmp_path, "status", "--porcelain").splitlines()
-    assert sorted(untracked) == ["?? .github/", "?? .gitignore", "?? config.json", "?? modules/",
-                                 "?? orchestrator.py", "?? pipeline/", "?? requirements.txt"]
+    assert sorted(untracked) == ["?? .github/", "?? .gitignore", "?? config.json", "?? gitcron/", "?? modules/",
+                                 "?? orchestrator.py", "?? requirements.txt"]
 
 
 def test_init_keeps_a_repositorys_own_gitignore_and_adds_what_it_lacks(tmp_path: Path) -> None:
@@ -157,5 +157,5 @@ def test_the_next_steps_commit_the_set_up_and_not_the_rehearsal(tmp_path: Path) 
     git(target, "add", *paths)
     git(target, "commit", "-qm", "Set up the pipeline")
     committed = git(target, "ls-files")
-    assert "config.json" in committed and "pipeline/run.py" in committed
+    assert "config.json" in committed and "gitcron/run.py" in committed
     assert "data and logs" not in committed and ".venv" not in committed

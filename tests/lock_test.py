@@ -12,8 +12,8 @@ import pytest
 from conftest import Project
 from gitsync_test import clone, git, remote, remote_files  # noqa: F401  (remote is a fixture)
 
-from pipeline import lock
-from pipeline.codes import EXIT_LOCKED, EXIT_OK
+from gitcron import lock
+from gitcron.codes import EXIT_LOCKED, EXIT_OK
 
 # Waits until the file named by its first argument exists: no timing involved.
 WAITER = """\
@@ -28,7 +28,7 @@ def test_the_lock_lives_in_the_git_directory(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     git(tmp_path, "init", "-q", str(root))
     with lock.hold(root, root / "data and logs") as held:
-        assert held.path == root / ".git" / "pipeline.lock"
+        assert held.path == root / ".git" / "gitcron.lock"
         assert lock.held_fds() == (held.fd,)
         assert f"pid {os.getpid()}\n" in held.path.read_text()
     assert lock.held_fds() == ()
@@ -41,14 +41,14 @@ def test_a_worktree_locks_its_own_git_directory(tmp_path: Path) -> None:
     git(root, "commit", "-q", "--allow-empty", "-m", "initial")
     git(root, "worktree", "add", "-q", str(tmp_path / "other"))
     with lock.hold(tmp_path / "other" / "sub", tmp_path / "logs") as held:
-        assert held.path == root / ".git" / "worktrees" / "other" / "pipeline.lock"
+        assert held.path == root / ".git" / "worktrees" / "other" / "gitcron.lock"
         with lock.hold(root, root / "logs"):  # the main checkout is another checkout
             pass
 
 
 def test_outside_a_repository_the_lock_is_in_log_dir(tmp_path: Path) -> None:
     with lock.hold(tmp_path, tmp_path / "logs") as held:
-        assert held.path == tmp_path / "logs" / ".pipeline.lock"
+        assert held.path == tmp_path / "logs" / ".gitcron.lock"
 
 
 def test_a_second_holder_is_told_who_holds_it(tmp_path: Path) -> None:
@@ -172,7 +172,7 @@ def test_many_runs_at_once_in_one_checkout_all_commit(remote: Path) -> None:  # 
 
 def test_main_returns_4_in_process(project: Project, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli import main
+    from gitcron.cli import main
 
     project.module("1.a.py", "pass\n")
     project.config({})

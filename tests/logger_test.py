@@ -1,4 +1,4 @@
-"""pipeline.logger: loguru without asyncio at start-up, and with nothing else changed.
+"""gitcron.logger: loguru without asyncio at start-up, and with nothing else changed.
 
 Each case runs in a fresh interpreter: what is imported is a property of a process.
 """
@@ -27,7 +27,7 @@ def _python(code: str, **env: str) -> dict[str, object]:
 def test_loguru_starts_without_asyncio_or_a_default_handler() -> None:
     seen = _python("""
         import json, os, sys
-        from pipeline.logger import logger
+        from gitcron.logger import logger
         print(json.dumps({"asyncio": "asyncio" in sys.modules,
                           "handlers": len(logger._core.handlers),
                           "autoinit": os.environ.get("LOGURU_AUTOINIT")}))
@@ -38,7 +38,7 @@ def test_loguru_starts_without_asyncio_or_a_default_handler() -> None:
 def test_a_users_loguru_autoinit_is_put_back_for_the_modules() -> None:
     seen = _python("""
         import json, os
-        from pipeline.logger import logger
+        from gitcron.logger import logger
         print(json.dumps({"autoinit": os.environ.get("LOGURU_AUTOINIT")}))
     """, LOGURU_AUTOINIT="yes")
     assert seen == {"autoinit": "yes"}
@@ -48,7 +48,7 @@ def test_the_stand_in_offers_every_name_loguru_takes_from_its_own_module() -> No
     """Read from loguru's source, so a newer loguru that wants more fails here, not in a run."""
     seen = _python("""
         import json, pathlib, re, sys
-        from pipeline.logger import logger
+        from gitcron.logger import logger
         import loguru
         wanted = set()
         for source in pathlib.Path(loguru.__path__[0]).glob("*.py"):
@@ -67,7 +67,7 @@ def test_the_stand_in_offers_every_name_loguru_takes_from_its_own_module() -> No
 def test_a_coroutine_sink_still_works() -> None:
     seen = _python("""
         import asyncio, json
-        from pipeline.logger import logger
+        from gitcron.logger import logger
         got = []
         async def sink(message):
             got.append(message.record["message"])
@@ -86,7 +86,7 @@ def test_a_process_that_imported_loguru_first_keeps_it_as_it_was() -> None:
         import json, sys
         from loguru import logger as theirs
         import loguru._asyncio_loop as before
-        from pipeline.logger import logger
+        from gitcron.logger import logger
         print(json.dumps({"same": logger is theirs,
                           "module kept": sys.modules["loguru._asyncio_loop"] is before,
                           "handlers": len(logger._core.handlers)}))
@@ -97,7 +97,7 @@ def test_a_process_that_imported_loguru_first_keeps_it_as_it_was() -> None:
 def test_the_library_folders_are_only_iterated_so_a_lazy_list_serves() -> None:
     seen = _python("""
         import json, re
-        from pipeline.logger import logger
+        from gitcron.logger import logger
         from loguru import _better_exceptions
         text = open(_better_exceptions.__file__).read()
         uses = re.findall(r"[^\\n]*_lib_dirs\\b[^\\n]*", text)
@@ -112,7 +112,7 @@ def test_the_library_folders_are_only_iterated_so_a_lazy_list_serves() -> None:
 def test_tracebacks_still_tell_library_frames_from_the_users() -> None:
     seen = _python("""
         import json, os
-        from pipeline.logger import logger
+        from gitcron.logger import logger
         from loguru._better_exceptions import ExceptionFormatter
         lines = []
         logger.add(lines.append, format="{message}", backtrace=True, diagnose=False)
@@ -122,7 +122,7 @@ def test_tracebacks_still_tell_library_frames_from_the_users() -> None:
             logger.exception("boom")
         formatter = ExceptionFormatter()
         print(json.dumps({"stdlib mine": formatter._is_file_mine(os.__file__),
-                          "ours mine": formatter._is_file_mine("pipeline/run.py"),
+                          "ours mine": formatter._is_file_mine("gitcron/run.py"),
                           "traceback": "FileNotFoundError" in "".join(lines)}))
     """)
     assert seen == {"stdlib mine": False, "ours mine": True, "traceback": True}

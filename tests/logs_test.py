@@ -17,9 +17,9 @@ import pytest
 from conftest import Project
 from loguru import logger
 
-from pipeline import config as cfg
-from pipeline import execute, logs
-from pipeline.logs import MASK, Masker, RunLog
+from gitcron import config as cfg
+from gitcron import execute, logs
+from gitcron.logs import MASK, Masker, RunLog
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \| [A-Z]+ +\| [\w.\-]+ \| .*$")
 
@@ -89,7 +89,7 @@ def test_every_line_of_the_file_has_the_format(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_times_are_in_the_configured_zone(tmp_path: Path) -> None:
-    from pipeline.config import zone
+    from gitcron.config import zone
 
     handle = open(tmp_path / "x.log", "x", encoding="utf-8")
     tz = zone("Asia/Kolkata")

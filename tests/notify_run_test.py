@@ -9,7 +9,7 @@ import pytest
 from conftest import OK, Project
 from notifyservers import HookServer
 
-from pipeline.codes import EXIT_FAILED, EXIT_OK
+from gitcron.codes import EXIT_FAILED, EXIT_OK
 
 SECRET = "hunter2-very-secret-value"
 

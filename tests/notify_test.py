@@ -23,9 +23,9 @@ from notifyservers import (
     silent_port,
 )
 
-from pipeline import notify
-from pipeline.config import Channel, Email, Webhook
-from pipeline.logs import Masker
+from gitcron import notify
+from gitcron.config import Channel, Email, Webhook
+from gitcron.logs import Masker
 
 RUN_ID = "20261123_06h00"
 STARTED = "2026-11-23T06:00:00.000+00:00"

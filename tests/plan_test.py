@@ -5,10 +5,10 @@ import json
 import pytest
 from conftest import OK, Project
 
-from pipeline import config as cfg
-from pipeline import plan as planning
-from pipeline.codes import FatalError
-from pipeline.plan import Selection
+from gitcron import config as cfg
+from gitcron import plan as planning
+from gitcron.codes import FatalError
+from gitcron.plan import Selection
 
 
 def names(plan: planning.Plan) -> list[str]:

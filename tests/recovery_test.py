@@ -7,7 +7,7 @@ import os
 import pytest
 from conftest import Project, fail
 
-from pipeline.codes import EXIT_FAILED, EXIT_OK
+from gitcron.codes import EXIT_FAILED, EXIT_OK
 
 RECOVER = """\
 import os, sys

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import RUN_ID, Project, load_stage, run_stage
 
-from pipeline import runid
+from gitcron import runid
 
 NAME = "0.retention_policy.py"
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc)  # the run's start (conftest.STARTED)

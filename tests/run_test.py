@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import OK, Project, fail
 
-from pipeline.codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from gitcron.codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 
 def test_order_statuses_and_the_record(project: Project) -> None:
@@ -268,7 +268,7 @@ def test_a_run_collects_cycles_again_after_start_up(project: Project) -> None:
     """orchestrator.py starts with the cycle collector off; a run (hours, maybe) turns it on."""
     import gc
 
-    from pipeline.cli import main
+    from gitcron.cli import main
 
     project.module("1.a.py", OK)
     project.config({})

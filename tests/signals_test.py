@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import Project
 
-from pipeline.codes import EXIT_INTERRUPTED, EXIT_OK
+from gitcron.codes import EXIT_INTERRUPTED, EXIT_OK
 
 # Delays spread over the start (imports, config, lock) and into the run.
 DELAYS = (0.0, 0.005, 0.01, 0.02, 0.04, 0.07, 0.1, 0.14, 0.2, 0.3)

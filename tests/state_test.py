@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import OK, ORCHESTRATOR, Project, fail
 
-from pipeline.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from gitcron.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 BEFORE = "2026-01-01T00:00:00+00:00"
 

@@ -12,9 +12,9 @@ import pytest
 from conftest import ORCHESTRATOR, Project, fail
 from history_test import record, write
 
-from pipeline import config as cfg
-from pipeline import history
-from pipeline.codes import FatalError
+from gitcron import config as cfg
+from gitcron import history
+from gitcron.codes import FatalError
 
 UTC = timezone.utc
 PIPELINE_WORKFLOW = """\

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from conftest import Project
 
-from pipeline import window as windows
-from pipeline.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, FatalError
-from pipeline.config import zone
+from gitcron import window as windows
+from gitcron.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, FatalError
+from gitcron.config import zone
 
 BERLIN = zone("Europe/Berlin")
 

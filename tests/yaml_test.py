@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from conftest import OK, Project
 
-from pipeline import config as cfg
-from pipeline import plan as planning
-from pipeline.cli import format_plan
-from pipeline.codes import EXIT_OK, EXIT_USAGE, FatalError
+from gitcron import config as cfg
+from gitcron import plan as planning
+from gitcron.cli import format_plan
+from gitcron.codes import EXIT_OK, EXIT_USAGE, FatalError
 
 YAML = """\
 # The pipeline of the weather job.

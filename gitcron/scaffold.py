@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pipeline.codes import EXIT_OK, EXIT_USAGE, FatalError
+from gitcron.codes import EXIT_OK, EXIT_USAGE, FatalError
 
 SOURCE = Path(__file__).resolve().parent.parent
-# Copied byte for byte from this installation, with every pipeline/*.py.
+# Copied byte for byte from this installation, with every gitcron/*.py.
 ENTRY = "orchestrator.py"
 # The workflows are the shipped ones, byte for byte: they cannot drift apart.
 COPIED = (".github/workflows/pipeline.yml", ".github/workflows/health.yml", "requirements.txt")
@@ -85,7 +85,7 @@ Next steps:
        .venv/bin/python orchestrator.py --dry-run
   2. Commit the set-up, not the rehearsal's log (run `git init` first if this is
      not a repository yet), and push:
-       git add .gitignore .github config.json modules orchestrator.py pipeline requirements.txt
+       git add .gitignore .github config.json modules orchestrator.py gitcron requirements.txt
        git commit -m "Set up the pipeline" && git push
      The workflow's schedule runs on the default branch only.
   3. Secrets: on GitHub, Settings > Secrets and variables > Actions; then name
@@ -119,8 +119,8 @@ def init_main(argv: Sequence[str]) -> int:
 def planned_files() -> dict[str, bytes]:
     """Relative path -> content, in the order they are written."""
     files = {ENTRY: _source(ENTRY)}
-    for path in sorted((SOURCE / "pipeline").glob("*.py")):
-        files[f"pipeline/{path.name}"] = _source(f"pipeline/{path.name}")
+    for path in sorted((SOURCE / "gitcron").glob("*.py")):
+        files[f"gitcron/{path.name}"] = _source(f"gitcron/{path.name}")
     files.update({name: _source(name) for name in COPIED})
     files["config.json"] = (json.dumps(CONFIG, indent=2) + "\n").encode()
     files["modules/1.example.py"] = EXAMPLE.encode()

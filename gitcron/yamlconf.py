@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.codes import FatalError
+from gitcron.codes import FatalError
 
 
 class _Loader(yaml.SafeLoader):

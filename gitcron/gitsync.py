@@ -28,9 +28,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import config, lock, runid
-from pipeline.codes import FatalError
-from pipeline.config import GitSettings, parse_timestamp
+from gitcron import config, lock, runid
+from gitcron.codes import FatalError
+from gitcron.config import GitSettings, parse_timestamp
 
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"

@@ -17,7 +17,7 @@ from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, NoReturn
 
-from pipeline.codes import FatalError
+from gitcron.codes import FatalError
 
 PushMode = Literal["auto", "always", "never"]
 CommitMode = Literal["always", "changes"]
@@ -288,7 +288,7 @@ def _parse_json(text: str, display: str) -> Any:
 
 
 def _parse_yaml(text: str, display: str) -> Any:
-    from pipeline import yamlconf  # PyYAML is imported only for a YAML config
+    from gitcron import yamlconf  # PyYAML is imported only for a YAML config
 
     return yamlconf.parse(text, display)
 
@@ -727,7 +727,7 @@ def with_key(text: str, display: str, kind: ConfigKind, key: str, value: str) ->
     YAML: one line changes (or is appended); everything else stays byte for byte.
     """
     if kind == "yaml":
-        from pipeline import yamlconf
+        from gitcron import yamlconf
 
         return yamlconf.set_top_level(text, display, key, value)
     parse(text, display, "json")  # checked as the loader checks it

@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-from pipeline import runid
+from gitcron import runid
 
 # GitHub shows at most 10 annotations of each type per step (its "Annotations"
 # limits); past that they are dropped silently, so the rest are summarised.

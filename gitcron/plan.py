@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pipeline import config as cfg
-from pipeline import runid
-from pipeline.codes import FatalError
-from pipeline.config import Config, ModuleSpec
+from gitcron import config as cfg
+from gitcron import runid
+from gitcron.codes import FatalError
+from gitcron.config import Config, ModuleSpec
 
 
 class Selection(NamedTuple):
@@ -42,7 +42,7 @@ def _resume_of(record: dict[str, Any]) -> str | None:
 
 def _original(log_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Follow `resume_of` back to the run whose window a chain of resumes completes."""
-    from pipeline import records
+    from gitcron import records
 
     for _ in range(1000):  # a hand-made cycle must not hang the run
         previous = _resume_of(record)
@@ -197,7 +197,7 @@ def _unlisted_file(config: Config, name: str) -> str | None:
 def resume_point(config: Config) -> tuple[Resumed | None, str | None, str]:
     """The module that failed or was interrupted in the newest run that counts (not
     a dry run, not a backfill); or None, and why there is nothing to resume."""
-    from pipeline import records  # read only by --resume
+    from gitcron import records  # read only by --resume
 
     newest = records.resume_record(config.log_dir)
     if newest is None:

@@ -21,9 +21,9 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline import commands
-from pipeline.logger import logger
-from pipeline.runid import log_name, record_name
+from gitcron import commands
+from gitcron.logger import logger
+from gitcron.runid import log_name, record_name
 
 MASK = "***"
 MIN_MASK_LENGTH = 4  # shorter values would blank out ordinary words and digits

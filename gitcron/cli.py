@@ -8,12 +8,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from pipeline import __version__
-from pipeline import config as cfg
-from pipeline import plan as planning
-from pipeline import window as windows
-from pipeline.codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, FatalError
-from pipeline.commands import printable
+from gitcron import __version__
+from gitcron import config as cfg
+from gitcron import plan as planning
+from gitcron import window as windows
+from gitcron.codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, FatalError
+from gitcron.commands import printable
 
 EXAMPLES = """\
 commands:
@@ -145,10 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(name: str) -> Callable[[list[str]], int]:
     if name == "init":
-        from pipeline import scaffold
+        from gitcron import scaffold
 
         return scaffold.init_main
-    from pipeline import history
+    from gitcron import history
 
     return history.history_main if name == "history" else history.status_main
 
@@ -181,7 +181,7 @@ def _main(args: argparse.Namespace) -> int:
     if plan.note:
         print(f"orchestrator: {plan.note}", file=sys.stderr)
         return EXIT_OK
-    from pipeline import run  # loguru is imported only for a real run
+    from gitcron import run  # loguru is imported only for a real run
 
     options = run.Options(dry_run=args.dry_run, force=args.force, verbose=args.verbose,
                           push=args.push, window_minutes=args.window, wait_seconds=args.wait)

@@ -1,9 +1,9 @@
 """Run records on disk, found newest first by name and read one at a time.
 
 A scheduled pipeline accumulates thousands of records, so they are listed by
-file name (the run id orders them, see pipeline/runid.py) and read only as the
+file name (the run id orders them, see gitcron/runid.py) and read only as the
 caller asks: `--resume` stops at the first that decides. Kept apart from
-pipeline/history.py so that `--resume` does not import `history` and `status`.
+gitcron/history.py so that `--resume` does not import `history` and `status`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline import runid
-from pipeline.codes import FatalError
+from gitcron import runid
+from gitcron.codes import FatalError
 
 Record = dict[str, Any]
 

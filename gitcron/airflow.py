@@ -36,11 +36,11 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, Vari
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException, AirflowTaskTimeout
 from airflow.sdk.log import mask_secret
 
-from pipeline import config as cfg
-from pipeline import plan, runid
-from pipeline.codes import MODULE_SKIP, FatalError
-from pipeline.config import Config, ModuleSpec
-from pipeline.logs import secret_values
+from gitcron import config as cfg
+from gitcron import plan, runid
+from gitcron.codes import MODULE_SKIP, FatalError
+from gitcron.config import Config, ModuleSpec
+from gitcron.logs import secret_values
 
 START = "pipeline.start"
 FINISH = "pipeline.finish"

@@ -20,11 +20,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from pipeline import config as cfg
-from pipeline import execute, github, logs, runid
-from pipeline import plan as planning
-from pipeline import window as windows
-from pipeline.codes import (
+from gitcron import config as cfg
+from gitcron import execute, github, logs, runid
+from gitcron import plan as planning
+from gitcron import window as windows
+from gitcron.codes import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_LOCKED,
@@ -34,11 +34,11 @@ from pipeline.codes import (
     MODULE_SKIP,
     FatalError,
 )
-from pipeline.config import Config, ModuleSpec
-from pipeline.execute import Cancel, Outcome, RunContext
-from pipeline.logger import logger
-from pipeline.plan import Plan
-from pipeline.window import Window
+from gitcron.config import Config, ModuleSpec
+from gitcron.execute import Cancel, Outcome, RunContext
+from gitcron.logger import logger
+from gitcron.plan import Plan
+from gitcron.window import Window
 
 ModuleStatus = Literal["success", "skipped", "failed", "recovered", "not_run"]
 RunStatus = Literal["success", "partial", "failed", "interrupted"]
@@ -151,7 +151,7 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
     handlers stay ours until the process exits: a cancel between two runs stops
     the rest, and one after the last push cannot turn a finished run into a crash.
     """
-    from pipeline import lock  # only a real run takes the lock
+    from gitcron import lock  # only a real run takes the lock
 
     # orchestrator.py collects no cycles while it starts; a run may last hours. What
     # start-up made lives as long as the process: collections need not scan it.
@@ -175,11 +175,11 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
 
 def _repair(root: Path, since: float) -> list[str]:
     """What a killed run left in the repository, finished; outside one, nothing to do."""
-    from pipeline import lock
+    from gitcron import lock
 
     if lock.find_git_dir(root) is None:
         return []
-    from pipeline import gitsync  # not imported for a project that is no repository
+    from gitcron import gitsync  # not imported for a project that is no repository
 
     return gitsync.repair(root, since)
 
@@ -207,7 +207,7 @@ def _commit_back_lines(config: Config, options: Options, env: Mapping[str, str]
     wanted, why = config.git.decide(options.push, options.dry_run, env)
     if not wanted:
         return [("INFO", f"commit-back: off ({why})")]
-    from pipeline import gitsync
+    from gitcron import gitsync
 
     lines = [("INFO", f"commit-back: {gitsync.check(config.root, config.git, env, config.log_dir)}"
                       f" ({why})")]
@@ -301,7 +301,7 @@ def _begin(config: Config, plan: Plan, options: Options, started: datetime,
 
 
 def _context(config: Config, options: Options, result: RunResult) -> RunContext:
-    from pipeline import lock  # imported by run_all already: the run holds the lock
+    from gitcron import lock  # imported by run_all already: the run holds the lock
 
     return RunContext(
         run_id=result.run_id, config_path=config.path, log_dir=config.log_dir.absolute(),
@@ -331,7 +331,7 @@ def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None
 def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
                  masker: logs.Masker) -> tuple[str | None, str | None]:
     """(the pushed commit, None), or (None, why) when committing or pushing failed (logged)."""
-    from pipeline import gitsync
+    from gitcron import gitsync
 
     # The run's folder, and `latest` now that it points there (else the link shows as
     # changed in the checkout after every run).
@@ -564,7 +564,7 @@ def pipeline_name(config: Config, env: Mapping[str, str]) -> str:
 
 def _review(config: Config, result: RunResult, record: dict[str, Any],
             env: Mapping[str, str], masker: logs.Masker) -> str:
-    from pipeline import notify
+    from gitcron import notify
 
     tails = {r.spec.name: r.last.stderr_tail for r in result.modules if r.last is not None}
     return notify.review_report(record, tails, pipeline=pipeline_name(config, env),
@@ -574,7 +574,7 @@ def _review(config: Config, result: RunResult, record: dict[str, Any],
 def _write_review(config: Config, result: RunResult, record: dict[str, Any],
                   env: Mapping[str, str], masker: logs.Masker) -> str:
     """runs/<run_id>/review.txt: what an operator reads first; committed with the run."""
-    from pipeline import notify
+    from gitcron import notify
 
     text = _review(config, result, record, env, masker)
     path = notify.review_path(config.log_dir, result.run_id)
@@ -593,7 +593,7 @@ def _notify(config: Config, result: RunResult, options: Options, env: Mapping[st
     """Send the run to the channels that want its status; never changes the run."""
     if not config.notify or not result.record:
         return []
-    from pipeline import notify
+    from gitcron import notify
 
     review = result.review or _review(config, result, result.record, env, masker)
     lines = notify.send(config.notify, result.record, review, env=env, log_path=result.log_path,

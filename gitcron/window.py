@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import NamedTuple
 
-from pipeline.codes import FatalError
-from pipeline.config import parse_timestamp
+from gitcron.codes import FatalError
+from gitcron.config import parse_timestamp
 
 DURATION = re.compile(r"^(\d+)([mhd])$", re.ASCII)
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}

@@ -1,6 +1,6 @@
 """`history` and `status`: what the run records say, for a person or a script.
 
-Records are read newest first through pipeline/records.py, and reading stops as
+Records are read newest first through gitcron/records.py, and reading stops as
 soon as the question is answered: the cost follows what is shown, not the size
 of the history. Records written by older versions lack keys, and hand-edited
 ones may hold anything: every reader here tolerates both.
@@ -19,12 +19,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-from pipeline import config as cfg
-from pipeline import runid
-from pipeline.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, FatalError
-from pipeline.commands import printable
-from pipeline.config import Config
-from pipeline.records import Record, records_newest_first
+from gitcron import config as cfg
+from gitcron import runid
+from gitcron.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, FatalError
+from gitcron.commands import printable
+from gitcron.config import Config
+from gitcron.records import Record, records_newest_first
 
 DEFAULT_COUNT = 20
 FAILING = ("failed", "interrupted")

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline import runid
-from pipeline.config import PLACEHOLDER, Channel, Email, Webhook, expand
+from gitcron import runid
+from gitcron.config import PLACEHOLDER, Channel, Email, Webhook, expand
 
 Mask = Callable[[str], str]
 

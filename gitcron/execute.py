@@ -22,8 +22,8 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from pipeline import commands
-from pipeline.config import ModuleSpec
+from gitcron import commands
+from gitcron.config import ModuleSpec
 
 # A stopped module (timeout or cancel) gets this long between SIGTERM (or the
 # SIGINT we forward) and SIGKILL. GitHub cancels a run with SIGINT, then SIGTERM

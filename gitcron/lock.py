@@ -1,5 +1,5 @@
 """One run at a time in a checkout: an exclusive `flock` on a file in the git
-directory (`.git/pipeline.lock`), or in `log_dir` outside a repository.
+directory (`.git/gitcron.lock`), or in `log_dir` outside a repository.
 
 The file is never one that can be committed. The holder writes its pid and
 start into it after taking the lock, so that a second run can say who holds it.
@@ -22,10 +22,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from pipeline.codes import FatalError
+from gitcron.codes import FatalError
 
-LOCK_NAME = "pipeline.lock"
-OUTSIDE_GIT_NAME = ".pipeline.lock"
+LOCK_NAME = "gitcron.lock"
+OUTSIDE_GIT_NAME = ".gitcron.lock"
 POLL_SECONDS = 0.05
 _HELD: set[int] = set()
 

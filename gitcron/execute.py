@@ -18,12 +18,12 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import datetime, tzinfo
-from pathlib import Path
+from datetime import datetime
 from typing import Literal, NamedTuple
 
 from gitcron import commands
 from gitcron.config import ModuleSpec
+from gitcron.contract import RunContext
 
 # A stopped module (timeout or cancel) gets this long between SIGTERM (or the
 # SIGINT we forward) and SIGKILL. GitHub cancels a run with SIGINT, then SIGTERM
@@ -74,26 +74,6 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _subreaper = False  # set by become_subreaper()
 
 
-class RunContext(NamedTuple):
-    """What every module of a run is told through its environment."""
-
-    run_id: str
-    config_path: Path
-    log_dir: Path
-    root: Path
-    tz: tzinfo
-    last_run_date: str | None
-    started: datetime
-    dry_run: bool = False
-    force: bool = False
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-    run_dir: Path | None = None
-    # Descriptors every module inherits: the checkout's run lock, so that a module
-    # outliving a killed orchestrator keeps the next run out until it ends.
-    keep_fds: tuple[int, ...] = ()
-
-
 class Outcome(NamedTuple):
     """One attempt at one module."""
 
@@ -130,38 +110,6 @@ def signal_name(number: int) -> str:
     if low and low <= number <= high:
         return f"signal {number} (SIGRTMIN+{number - low})"
     return f"signal {number}"
-
-
-def module_env(base: Mapping[str, str], ctx: RunContext, spec: ModuleSpec) -> dict[str, str]:
-    """The orchestrator's environment plus the PIPELINE_* variables of the contract."""
-    env = dict(
-        base,
-        PIPELINE_RUN_ID=ctx.run_id,
-        PIPELINE_CONFIG=str(ctx.config_path),
-        PIPELINE_LOG_DIR=str(ctx.log_dir),
-        PIPELINE_MODULE=spec.name,
-        PIPELINE_LAST_RUN_DATE=ctx.last_run_date or "",
-        PIPELINE_RUN_STARTED=ctx.started.isoformat(timespec="seconds"),
-        PIPELINE_DRY_RUN="1" if ctx.dry_run else "0",
-        PIPELINE_FORCE="1" if ctx.force else "0",
-        PIPELINE_WINDOW_START=_iso(ctx.window_start),
-        PIPELINE_WINDOW_END=_iso(ctx.window_end or ctx.started),
-        PIPELINE_RUN_DIR=str(ctx.run_dir or ""),
-    )
-    if not spec.github_token:
-        # The orchestrator pushes with this token; a module gets write access to
-        # the repository only when its entry asks (README: "github_token").
-        env.pop("GITHUB_TOKEN", None)
-        env.pop("GH_TOKEN", None)
-    if spec.unbuffered:
-        # Python block-buffers a pipe: its lines would reach the log in bursts, and
-        # out of order between stdout and stderr. A chatty module may opt out.
-        env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-def _iso(moment: datetime | None) -> str:
-    return moment.isoformat(timespec="seconds") if moment else ""
 
 
 def become_subreaper() -> bool:

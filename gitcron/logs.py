@@ -18,12 +18,10 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, tzinfo
-from pathlib import Path
 from typing import Any, TextIO
 
 from gitcron import commands
 from gitcron.logger import logger
-from gitcron.runid import log_name, record_name
 
 MASK = "***"
 MIN_MASK_LENGTH = 4  # shorter values would blank out ordinary words and digits
@@ -139,26 +137,6 @@ def secret_values(env: Mapping[str, str], mask_env: Iterable[str]) -> list[str]:
 
 def stamp(now: datetime) -> str:
     return f"{now:%Y-%m-%d %H:%M:%S}.{now.microsecond // 1000:03d}"
-
-
-def create_log(log_dir: Path, stub: str) -> tuple[str, Path, TextIO]:
-    """Create `workflow_<stub>.log` exclusively; `_2`, `_3`... when it exists.
-
-    Returns the run id (the file's stub), its path and the open file. The run
-    record's name is checked too, so a run id is never reused.
-    """
-    log_dir.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10_000):
-        run_id = stub if n == 1 else f"{stub}_{n}"
-        path = log_dir / log_name(run_id)
-        if (log_dir / record_name(run_id)).exists():
-            continue
-        try:
-            handle = open(path, "x", encoding="utf-8", errors="replace")  # noqa: SIM115 (RunLog closes it)
-        except FileExistsError:
-            continue
-        return run_id, path, handle
-    raise FileExistsError(f"{log_dir}: no free log name for {stub}")
 
 
 class RunLog:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from gitcron import config as cfg
-from gitcron import execute, github, logs, runid
+from gitcron import contract, execute, github, logs, runid
 from gitcron import plan as planning
 from gitcron import window as windows
 from gitcron.codes import (
@@ -35,7 +35,8 @@ from gitcron.codes import (
     FatalError,
 )
 from gitcron.config import Config, ModuleSpec
-from gitcron.execute import Cancel, Outcome, RunContext
+from gitcron.contract import RunContext
+from gitcron.execute import Cancel, Outcome
 from gitcron.logger import logger
 from gitcron.plan import Plan
 from gitcron.window import Window
@@ -398,7 +399,7 @@ def renamed_record(content: bytes, run_id: str, log_file: str, run_dir: str | No
 
 def _create_log(config: Config, started: datetime) -> tuple[str, Path, Any]:
     try:
-        return logs.create_log(config.log_dir, runid.stub(started))
+        return runid.claim(config.log_dir, runid.stub(started))
     except OSError as exc:
         raise FatalError(f"{config.display}: log_dir: cannot create a log in {config.log_dir}: "
                          f"{exc.strerror or exc}") from None
@@ -456,7 +457,7 @@ def _run_one(
 ) -> ModuleResult:
     """All attempts at one module: a failure is retried, a skip or an interruption never."""
     log = logger.bind(module=spec.name)
-    module_env = execute.module_env(env, ctx, spec)
+    module_env = contract.module_env(env, ctx, spec)
     output = partial(runlog.output, spec.name)
     first = outcome = execute.run_module(spec, ctx, module_env, output, cancel)
     attempts = 1
@@ -501,10 +502,7 @@ def _recover(result: ModuleResult, recovery: ModuleSpec, ctx: RunContext,
     assert result.last is not None
     log = logger.bind(module=recovery.name)
     log.info(f"running the recovery script {recovery.rel}")
-    recovery_env = dict(execute.module_env(env, ctx, recovery),
-                        PIPELINE_MODULE=result.spec.name,
-                        PIPELINE_FAILED_MODULE=result.spec.name,
-                        PIPELINE_FAILED_EXIT_CODE=failed_exit_code(result.last))
+    recovery_env = contract.recovery_env(env, ctx, result.spec, failed_exit_code(result.last))
     outcome = execute.run_module(recovery, ctx, recovery_env,
                                  partial(runlog.output, recovery.name), cancel)
     took = f"{outcome.duration_seconds:.1f} s"

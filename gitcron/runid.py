@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from pathlib import Path
+from typing import TextIO
 
 STUB_FORMAT = "%Y%m%d_%Hh%M"
 PREFIX = "workflow_"
@@ -22,6 +24,8 @@ LATEST = "latest"
 # ASCII digits only, and the whole name (fullmatch: `$` would let a trailing newline in).
 RUN_ID = re.compile(r"([0-9]{8}_[0-9]{2}h[0-9]{2})(?:_([1-9][0-9]*))?")
 # A run's file: its log or its record.
+# More runs than this in one minute is a loop gone wrong, not a schedule.
+MAX_PER_MINUTE = 10_000
 RUN_FILE = re.compile(
     rf"{PREFIX}([0-9]{{8}}_[0-9]{{2}}h[0-9]{{2}}(?:_[1-9][0-9]*)?)(?:{LOG_SUFFIX}|{RECORD_SUFFIX})"
 )
@@ -35,6 +39,28 @@ def stub(moment: datetime) -> str:
 def with_suffix(stub_: str, n: int) -> str:
     """The n-th run id of a minute: the stub itself for n = 1, else `<stub>_<n>`."""
     return stub_ if n == 1 else f"{stub_}_{n}"
+
+
+def claim(log_dir: Path, stub_: str) -> tuple[str, Path, TextIO]:
+    """Take the first free run id of the minute `stub_`, whichever engine asks
+    (the local runner, or the start task of an Airflow DAG run).
+
+    An id is taken by creating its log exclusively; one whose record exists
+    (its log pruned or moved) is never taken again. Returns the id, the log's
+    path and the log, open for writing.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for n in range(1, MAX_PER_MINUTE):
+        run_id = with_suffix(stub_, n)
+        path = log_dir / log_name(run_id)
+        if (log_dir / record_name(run_id)).exists():
+            continue
+        try:
+            handle = open(path, "x", encoding="utf-8", errors="replace")  # noqa: SIM115 (the caller closes it)
+        except FileExistsError:
+            continue
+        return run_id, path, handle
+    raise FileExistsError(f"{log_dir}: no free log name for {stub_}")
 
 
 def log_name(run_id: str) -> str:

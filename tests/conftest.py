@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -141,12 +142,25 @@ def stage_command(project: Project, name: str) -> list[str]:
 def stage_env(project: Project, name: str, *, dry_run: bool = False, force: bool = False,
               last_run: str = "", run_id: str = RUN_ID, started: str = STARTED,
               **extra: str) -> dict[str, str]:
-    return dict(
-        os.environ, PIPELINE_RUN_ID=run_id, PIPELINE_CONFIG=str(project.config_path),
-        PIPELINE_LOG_DIR=str(project.log_dir), PIPELINE_MODULE=Path(name).stem,
-        PIPELINE_LAST_RUN_DATE=last_run, PIPELINE_RUN_STARTED=started,
-        PIPELINE_DRY_RUN="1" if dry_run else "0", PIPELINE_FORCE="1" if force else "0",
-        no_proxy="127.0.0.1", NO_PROXY="127.0.0.1", **extra)
+    """The environment the runner gives module `name` (the contract's one function),
+    with its run folder made, as the runner makes it."""
+    from gitcron import config as cfg
+    from gitcron import contract
+    from gitcron import window as windows
+
+    tz = timezone.utc
+    moment = cfg.parse_timestamp(started)
+    span = windows.default(last_run or None, moment, None, tz)
+    run_dir = project.log_dir.absolute() / "runs" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ctx = contract.RunContext(
+        run_id=run_id, config_path=project.config_path, log_dir=project.log_dir, root=project.root,
+        tz=tz, last_run_date=last_run or None, started=moment, dry_run=dry_run, force=force,
+        window_start=span.start, window_end=span.end, run_dir=run_dir)
+    path = project.root / "modules" / name
+    spec = cfg.ModuleSpec(path=path, rel=f"modules/{name}", name=Path(name).stem, command=())
+    base = dict(os.environ, no_proxy="127.0.0.1", NO_PROXY="127.0.0.1")
+    return dict(contract.module_env(base, ctx, spec), **extra)
 
 
 def run_stage(project: Project, name: str, **options: Any) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, Project
 
 from gitcron import config as cfg
-from gitcron import execute
+from gitcron import contract, execute
 from gitcron.execute import Cancel, Outcome, RunContext
 
 
@@ -57,7 +57,7 @@ def run(project: Project, name: str, code: str, *, timeout: float = 60, output: 
     output = output or Collected()
     run_ctx = context(project, **ctx)
     with Cancel() as cancel:
-        module_env = execute.module_env(env if env is not None else dict(os.environ), run_ctx, spec)
+        module_env = contract.module_env(env if env is not None else dict(os.environ), run_ctx, spec)
         outcome = execute.run_module(spec, run_ctx, module_env, output, cancel)
     return outcome, output
 
@@ -106,16 +106,6 @@ def test_the_module_gets_the_contract_environment(project: Project) -> None:
         f"cwd={project.root}",
         "stdin=''",
     ]
-
-
-def test_module_env_does_not_touch_the_parent_environment(project: Project) -> None:
-    spec = cfg.module_spec(project.module("a.py", "").resolve(), project.root, display="c", key="k")
-    base = {"A": "1"}
-    env = execute.module_env(base, context(project, last_run_date=None), spec)
-    assert base == {"A": "1"}
-    assert env["PIPELINE_LAST_RUN_DATE"] == ""
-    assert env["PYTHONUNBUFFERED"] == "1"
-    assert "PIPELINE_RUN_ID" not in os.environ
 
 
 def test_lines_reach_the_sink_while_the_module_still_runs(project: Project) -> None:
@@ -295,44 +285,12 @@ def test_no_descriptor_leaks_across_runs(project: Project) -> None:
     assert len(os.listdir("/proc/self/fd")) == before
 
 
-def spec_of(project: Project, **changes: object) -> cfg.ModuleSpec:
-    path = project.module("a.py", "").resolve()
-    return cfg.module_spec(path, project.root, display="c", key="k", **changes)
-
-
-@pytest.mark.parametrize("asks", [False, True])
-def test_github_tokens_stay_out_unless_the_module_asks(project: Project, asks: bool) -> None:
-    base = {"GITHUB_TOKEN": "ghs_abc", "GH_TOKEN": "gho_def", "OTHER_TOKEN": "kept"}
-    env = execute.module_env(base, context(project), spec_of(project, github_token=asks))
-    assert ("GITHUB_TOKEN" in env, "GH_TOKEN" in env) == (asks, asks)
-    assert env["OTHER_TOKEN"] == "kept"
-    assert base["GITHUB_TOKEN"] == "ghs_abc"
-
-
 def test_a_module_really_does_not_see_the_token(project: Project) -> None:
     outcome, out = run(project, "g.py", """
         import os
         print(os.environ.get("GITHUB_TOKEN", "absent"), os.environ.get("GH_TOKEN", "absent"))
     """, env=dict(os.environ, GITHUB_TOKEN="ghs_abc", GH_TOKEN="gho_def"))
     assert out.lines == ["absent absent"]
-
-
-def test_unbuffered_is_set_only_when_wanted_and_not_already_set(project: Project) -> None:
-    ctx = context(project)
-    assert execute.module_env({}, ctx, spec_of(project))["PYTHONUNBUFFERED"] == "1"
-    assert "PYTHONUNBUFFERED" not in execute.module_env({}, ctx, spec_of(project, unbuffered=False))
-    kept = execute.module_env({"PYTHONUNBUFFERED": "0"}, ctx, spec_of(project))
-    assert kept["PYTHONUNBUFFERED"] == "0"
-
-
-def test_window_and_run_dir_reach_the_module(project: Project) -> None:
-    ctx = context(project, window_start=datetime(2026, 11, 23, 5, tzinfo=timezone.utc),
-                  window_end=datetime(2026, 11, 23, 6, tzinfo=timezone.utc),
-                  run_dir=project.log_dir / "runs" / "20261123_06h00")
-    env = execute.module_env({}, ctx, spec_of(project))
-    assert env["PIPELINE_WINDOW_START"] == "2026-11-23T05:00:00+00:00"
-    assert env["PIPELINE_WINDOW_END"] == "2026-11-23T06:00:00+00:00"
-    assert env["PIPELINE_RUN_DIR"] == str(project.log_dir / "runs" / "20261123_06h00")
 
 
 def test_what_a_module_prints_is_made_inert(project: Project) -> None:

@@ -18,7 +18,7 @@ from conftest import Project
 from loguru import logger
 
 from gitcron import config as cfg
-from gitcron import execute, logs
+from gitcron import contract, execute, logs
 from gitcron.logs import MASK, Masker, RunLog
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \| [A-Z]+ +\| [\w.\-]+ \| .*$")
@@ -45,18 +45,6 @@ def test_secret_names(name: str) -> None:
 def test_mask_env_names_any_variable() -> None:
     env = {"DATABASE_URL": "postgres://u:p@h/db", "OTHER": "plain"}
     assert logs.secret_values(env, ["DATABASE_URL"]) == ["postgres://u:p@h/db"]
-
-
-def test_create_log_never_overwrites(tmp_path: Path) -> None:
-    made = [logs.create_log(tmp_path / "logs", "20261123_06h00") for _ in range(3)]
-    for _, _, handle in made:
-        handle.close()
-    assert [run_id for run_id, _, _ in made] == [
-        "20261123_06h00", "20261123_06h00_2", "20261123_06h00_3"]
-    (tmp_path / "logs" / "workflow_20261123_06h01.json").write_text("{}")  # a record, no log
-    run_id, path, handle = logs.create_log(tmp_path / "logs", "20261123_06h01")
-    handle.close()
-    assert run_id == "20261123_06h01_2"
 
 
 def test_every_line_of_the_file_has_the_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -114,7 +102,7 @@ def module_run(project: Project, name: str, code: str, runlog: RunLog,
         run_id="r", config_path=project.config_path, log_dir=project.log_dir, root=project.root,
         tz=timezone.utc, last_run_date=None, started=datetime.now(timezone.utc))
     with execute.Cancel() as cancel:
-        return execute.run_module(spec, ctx, execute.module_env(env or dict(os.environ), ctx, spec),
+        return execute.run_module(spec, ctx, contract.module_env(env or dict(os.environ), ctx, spec),
                                   partial(runlog.output, spec.name), cancel)
 
 

@@ -180,7 +180,7 @@ def find(path_arg: str | None, cwd: Path | None = None) -> str:
     if path_arg is not None:
         return path_arg
     here = Path.cwd() if cwd is None else cwd
-    for folder in (here, Path(__file__).resolve().parent.parent):
+    for folder in (here, *entry_folder()):
         found = [folder / name for name in CONFIG_NAMES if (folder / name).is_file()]
         if len(found) > 1:
             raise FatalError(f"{found[0]} and {found[1]}: two config files in one folder; "
@@ -189,6 +189,15 @@ def find(path_arg: str | None, cwd: Path | None = None) -> str:
             return str(found[0]) if folder != here else found[0].name
     raise FatalError("config.json: config file not found here or beside orchestrator.py "
                      "(use --config PATH)")
+
+
+def entry_folder() -> tuple[Path, ...]:
+    """The folder of the orchestrator.py that was started, if one was: the package
+    itself may be installed anywhere (`gitcron` from a virtual environment)."""
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    if script and Path(script).name == "orchestrator.py":
+        return (Path(script).resolve().parent,)
+    return ()
 
 
 def load(path_arg: str) -> Config:

@@ -18,6 +18,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 ORCHESTRATOR = REPO / "orchestrator.py"
 
+
+
+def committed(name: str) -> bytes:
+    """A file of this repository as committed, never the checkout's own copy: a run
+    in this checkout writes last_run_date into config.json and logs under
+    `data and logs/`, and a test must not depend on what the last run left."""
+    return subprocess.run(["git", "-C", str(REPO), "show", f"HEAD:{name}"], check=True,
+                          capture_output=True, stdin=subprocess.DEVNULL).stdout
+
+
 # Variables of the machine running the tests that would change what a run does.
 LEAKY_VARIABLES = ("GITHUB_", "PIPELINE_", "RUNNER_", "GIT_")
 

@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Project, stage_env
+from conftest import REPO, Project, committed, stage_env
 
 
 def fresh_copy(tmp_path: Path) -> Path:
     root = tmp_path / "fresh clone"
     root.mkdir()
-    for name in ("orchestrator.py", "config.json"):
-        shutil.copy(REPO / name, root / name)
+    shutil.copy(REPO / "orchestrator.py", root / "orchestrator.py")
+    (root / "config.json").write_bytes(committed("config.json"))
     for folder in ("gitcron", "modules", "sample_data"):
         shutil.copytree(REPO / folder, root / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))

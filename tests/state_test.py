@@ -4,6 +4,8 @@ and a config a module broke. Real runs as processes."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -128,12 +130,23 @@ def test_list_into_a_closed_pipe_ends_quietly(three: Project) -> None:
     assert list_.stderr is not None and list_.stderr.read() == b""
 
 
-def test_the_config_is_found_beside_the_orchestrator_from_elsewhere(tmp_path) -> None:
-    # No config here: the project's own one, beside orchestrator.py, is used.
-    result = subprocess.run([sys.executable, str(ORCHESTRATOR), "--list"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=30)
+def test_the_config_is_found_beside_the_orchestrator_from_elsewhere(three: Project,
+                                                                    tmp_path) -> None:
+    # No config here: the one beside the orchestrator.py that was started is used.
+    shutil.copy(ORCHESTRATOR, three.root / "orchestrator.py")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run([sys.executable, str(three.root / "orchestrator.py"), "--list"],
+                            cwd=elsewhere, capture_output=True, text=True, timeout=30,
+                            env=dict(os.environ, PYTHONPATH=str(ORCHESTRATOR.parent)))
     assert result.returncode == EXIT_OK, result.stderr
-    assert "1.file_retrieval" in result.stdout
+    assert "1.a" in result.stdout and "3.c" in result.stdout
+    # The package's own folder is no fallback: it may be installed anywhere.
+    package = subprocess.run([sys.executable, "-m", "gitcron", "--list"], cwd=elsewhere,
+                             capture_output=True, text=True, timeout=30,
+                             env=dict(os.environ, PYTHONPATH=str(ORCHESTRATOR.parent)))
+    assert package.returncode == EXIT_USAGE
+    assert "config file not found" in package.stderr
 
 
 def test_two_configs_in_one_folder_are_refused(three: Project) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, Project, run_stage, stage_command
+from conftest import REPO, Project, committed, run_stage, stage_command
 
 NAME = "2.transform_data.py"
 HEADER = "date,precipitation,temp_max,temp_min,wind,weather\n"
@@ -358,7 +358,7 @@ def test_the_rollback_needs_the_orchestrators_environment(project: Project) -> N
 
 
 def test_the_shipped_config_names_the_rollback_for_the_transform() -> None:
-    config = json.loads((REPO / "config.json").read_text())
+    config = json.loads(committed("config.json"))
     entry = next(m for m in config["modules"] if isinstance(m, dict)
                  and m["path"] == "modules/2.transform_data.py")
     assert entry["on_failure"] == "modules/rollback.py"

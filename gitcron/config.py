@@ -17,7 +17,8 @@ from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, NoReturn
 
-from gitcron.codes import FatalError
+from gitcron import retry
+from gitcron.codes import MODULE_OK, MODULE_SKIP, FatalError
 
 PushMode = Literal["auto", "always", "never"]
 CommitMode = Literal["always", "changes"]
@@ -28,8 +29,10 @@ DEFAULT_LOG_DIR = "data and logs"
 DEFAULT_COMMIT_MESSAGE = "pipeline: {status} run {run_id} [skip ci]"
 MODULE_KEYS = frozenset(
     {"path", "critical", "timeout_seconds", "retries", "retry_delay_seconds", "enabled",
-     "on_failure", "github_token", "unbuffered"}
+     "on_failure", "github_token", "unbuffered", "retry_on_exit_codes", "retry_backoff",
+     "retry_max_delay_seconds"}
 )
+DEFAULT_RETRY_MAX_DELAY_SECONDS = 3600.0
 GIT_KEYS = frozenset(
     {"push", "remote", "branch", "paths", "commit_message", "author_name",
      "author_email", "push_retries", "commit"}
@@ -55,6 +58,14 @@ class ModuleSpec(NamedTuple):
     on_failure: ModuleSpec | None = None
     github_token: bool = False  # keep GITHUB_TOKEN and GH_TOKEN in its environment
     unbuffered: bool = True  # PYTHONUNBUFFERED=1 unless already set
+    retry_on_exit_codes: tuple[int, ...] | None = None  # None: every failure is retried
+    retry_backoff: retry.Backoff = "fixed"
+    retry_max_delay_seconds: float = DEFAULT_RETRY_MAX_DELAY_SECONDS
+
+    @property
+    def retry_policy(self) -> retry.Policy:
+        return retry.Policy(self.retries, self.retry_delay_seconds, self.retry_on_exit_codes,
+                            self.retry_backoff, self.retry_max_delay_seconds)
 
     @property
     def number(self) -> str | None:
@@ -131,6 +142,14 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return PLACEHOLDER.sub(lambda match: env.get(match.group(1), ""), text)
 
 
+class RetryDefaults(NamedTuple):
+    """The top-level retry keys: what a module gets unless its entry sets its own."""
+
+    on_exit_codes: tuple[int, ...] | None = None
+    backoff: retry.Backoff = "fixed"
+    max_delay_seconds: float = DEFAULT_RETRY_MAX_DELAY_SECONDS
+
+
 class Config(NamedTuple):
     path: Path  # absolute path of the config file
     display: str  # the path as the user gave it, for messages
@@ -149,6 +168,7 @@ class Config(NamedTuple):
     schedule_grace_minutes: float = 60.0
     kind: ConfigKind = "json"
     text: str = ""  # the file as it was read
+    retry_defaults: RetryDefaults = RetryDefaults()
 
     def unchanged(self) -> bool:
         """The file still holds what was loaded: it needs no second check."""
@@ -166,6 +186,7 @@ class Config(NamedTuple):
 ORCHESTRATOR_KEYS = (
     "modules", "log_dir", "timezone", "default_timeout_seconds", "mask_env", "git",
     "last_run_date", "window_minutes", "notify", "schedule", "schedule_grace_minutes",
+    "retry_on_exit_codes", "retry_backoff", "retry_max_delay_seconds",
 )
 CONFIG_NAMES = ("config.json", "config.yaml", "config.yml")
 MAX_SECONDS = 7 * 24 * 3600.0  # a week: far below the event loop's own limit (~24.8 days)
@@ -215,9 +236,10 @@ def load(path_arg: str) -> Config:
     last_run_date = check.optional_string(raw, "last_run_date")
     if last_run_date is not None:
         check.timestamp("last_run_date", last_run_date)
+    retry_defaults = _retry_defaults(check, raw)
     modules = None
     if "modules" in raw:
-        modules = _modules(check, raw["modules"], path.parent, default_timeout)
+        modules = _modules(check, raw["modules"], path.parent, default_timeout, retry_defaults)
     return Config(
         path=path,
         display=path_arg,
@@ -236,6 +258,7 @@ def load(path_arg: str) -> Config:
         schedule_grace_minutes=check.minutes(raw, "schedule_grace_minutes", 60.0),
         kind=kind,
         text=text,
+        retry_defaults=retry_defaults,
     )
 
 
@@ -313,14 +336,43 @@ def _check_typos(check: _Checker, raw: dict[str, Any]) -> None:
             raise FatalError(f"{check.display}: unknown key {key!r}: did you mean {close[0]!r}?")
 
 
+def _retry_defaults(check: _Checker, raw: dict[str, Any]) -> RetryDefaults:
+    return RetryDefaults(
+        on_exit_codes=check.exit_codes(raw, "retry_on_exit_codes", None),
+        backoff=check.backoff(raw, "retry_backoff", "fixed"),
+        max_delay_seconds=check.positive(raw, "retry_max_delay_seconds",
+                                         DEFAULT_RETRY_MAX_DELAY_SECONDS),
+    )
+
+
+def retry_settings(check: _Checker, entry: dict[str, Any], key: str,
+                   defaults: RetryDefaults) -> dict[str, Any]:
+    """A module's retry keys, its own or the top-level defaults."""
+    settings = {
+        "retries": check.count(entry, "retries", 0, where=key),
+        "retry_delay_seconds": check.non_negative(entry, "retry_delay_seconds", 0.0, where=key),
+        "retry_on_exit_codes": check.exit_codes(entry, "retry_on_exit_codes",
+                                                defaults.on_exit_codes, where=key),
+        "retry_backoff": check.backoff(entry, "retry_backoff", defaults.backoff, where=key),
+        "retry_max_delay_seconds": check.positive(entry, "retry_max_delay_seconds",
+                                                  defaults.max_delay_seconds, where=key),
+    }
+    if (settings["retry_backoff"] == "exponential" and settings["retries"]
+            and not settings["retry_delay_seconds"]):
+        check.fail(f"{key}.retry_delay_seconds", 'retry_backoff "exponential" doubles it: '
+                                                 "set it above 0 (the first wait, in seconds)")
+    return settings
+
+
 def _modules(
-    check: _Checker, entries: Any, root: Path, default_timeout: float
+    check: _Checker, entries: Any, root: Path, default_timeout: float,
+    retry_defaults: RetryDefaults,
 ) -> tuple[ModuleSpec, ...]:
     if not isinstance(entries, list):
         check.fail("modules", "must be a list of paths or objects with a path")
     root = root.resolve()  # once: every module's path is checked against it
     specs = tuple(
-        _module(check, f"modules[{i}]", entry, root, default_timeout)
+        _module(check, f"modules[{i}]", entry, root, default_timeout, retry_defaults)
         for i, entry in enumerate(entries)
     )
     _check_unique(check, specs)
@@ -328,7 +380,8 @@ def _modules(
 
 
 def _module(
-    check: _Checker, key: str, entry: Any, root: Path, default_timeout: float
+    check: _Checker, key: str, entry: Any, root: Path, default_timeout: float,
+    retry_defaults: RetryDefaults,
 ) -> ModuleSpec:
     if isinstance(entry, str):
         entry = {"path": entry}
@@ -344,8 +397,7 @@ def _module(
         root,
         critical=check.boolean(entry, "critical", True, where=key),
         timeout_seconds=timeout,
-        retries=check.count(entry, "retries", 0, where=key),
-        retry_delay_seconds=check.non_negative(entry, "retry_delay_seconds", 0.0, where=key),
+        **retry_settings(check, entry, key, retry_defaults),
         enabled=check.boolean(entry, "enabled", True, where=key),
         github_token=check.boolean(entry, "github_token", False, where=key),
         unbuffered=check.boolean(entry, "unbuffered", True, where=key),
@@ -637,6 +689,30 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
             self.fail(name, f"must be a whole number from 0 to {MAX_RETRIES} (got {_show(value)})")
         return value
+
+    def exit_codes(self, obj: dict[str, Any], key: str, default: tuple[int, ...] | None, *,
+                   where: str = "") -> tuple[int, ...] | None:
+        """A list of exit codes a failure is retried on: 1 to 255, but not the skip."""
+        name, value = self._get(obj, key, default, where)
+        if value is None or isinstance(value, tuple):
+            return value
+        if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            self.fail(name, f"must be a list of exit codes, e.g. [75] (got {_show(value)})")
+        for code in value:
+            if code == MODULE_SKIP:
+                self.fail(name, f"{code} means skipped, which is never retried")
+            if not MODULE_OK < code <= 255:
+                self.fail(name, f"{code} is not the exit code of a failure (1 to 255)")
+        return tuple(value)
+
+    def backoff(self, obj: dict[str, Any], key: str, default: retry.Backoff, *,
+                where: str = "") -> retry.Backoff:
+        value = self.string(obj, key, default, where=where)
+        if value not in retry.BACKOFFS:
+            self.fail(f"{where}.{key}" if where else key,
+                      f'must be "fixed" or "exponential" (got {value!r})')
+        return value  # type: ignore[return-value]  # checked against the Literal just above
 
     def minutes(self, obj: dict[str, Any], key: str, default: float) -> float:
         name, value = self._number(obj, key, default, "")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from gitcron import config as cfg
-from gitcron import contract, execute, github, logs, runid
+from gitcron import contract, execute, github, logs, retry, runid
 from gitcron import plan as planning
 from gitcron import window as windows
 from gitcron.codes import (
@@ -461,17 +461,28 @@ def _run_one(
     output = partial(runlog.output, spec.name)
     first = outcome = execute.run_module(spec, ctx, module_env, output, cancel)
     attempts = 1
-    while (status_of(outcome) == "failed" and attempts <= spec.retries
-           and not outcome.interrupted and not outcome.write_error):
-        delay = spec.retry_delay_seconds
-        log.warning(f"attempt {attempts} failed ({outcome.describe()}); retrying in {delay:g} s")
-        if cancel.wait(delay):
+    while (status_of(outcome) == "failed" and not outcome.interrupted
+           and not outcome.write_error and not cancel.requested):
+        decision = retry.decide(spec.retry_policy, attempts, outcome.exit_code,
+                                outcome.timed_out)
+        if not decision.retry:
+            _not_retried(log, spec, outcome, attempts, decision.why)
+            break
+        log.warning(f"attempt {attempts} failed ({outcome.describe()}); {decision.why}")
+        if cancel.wait(decision.delay_seconds):
             break
         outcome = execute.run_module(spec, ctx, module_env, output, cancel)
         attempts += 1
     status = "failed" if cancel.requested else status_of(outcome)
     outcome = outcome._replace(stderr_tail=masked_tail(outcome.stderr_tail, runlog.masker))
     return ModuleResult(spec, status, attempts, first, outcome)
+
+
+def _not_retried(log: Any, spec: ModuleSpec, outcome: Outcome, attempts: int, why: str) -> None:
+    """Said when the module has retries, or asked for one with EX_TEMPFAIL: otherwise a
+    failure is simply a failure, as it always was."""
+    if spec.retries or outcome.exit_code == retry.EX_TEMPFAIL:
+        log.warning(f"attempt {attempts} failed ({outcome.describe()}); {why}")
 
 
 def masked_tail(tail: Sequence[str], masker: logs.Masker) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ import pytest
 from conftest import OK, REPO, Project
 
 from gitcron import config as cfg
+from gitcron import plan, retry
 from gitcron.codes import EXIT_USAGE, FatalError
 
 
@@ -43,6 +44,35 @@ def test_module_entries_take_defaults_and_overrides(project: Project) -> None:
         False, 5, 2, 0.5, False)
     assert b.command[0] == "bash"
     assert b.rel == "modules/b.sh"
+
+
+
+def test_top_level_retry_keys_are_every_modules_default(project: Project) -> None:
+    project.module("a.py", OK)
+    project.module("b.py", OK)
+    project.config(retry_on_exit_codes=[75, 69], retry_backoff="exponential",
+                   retry_max_delay_seconds=600, modules=[
+                       {"path": "modules/a.py", "retries": 3, "retry_delay_seconds": 5},
+                       {"path": "modules/b.py", "retry_on_exit_codes": [1],
+                        "retry_backoff": "fixed", "retry_max_delay_seconds": 30}])
+    a, b = cfg.load(str(project.config_path)).modules or ()
+    assert a.retry_policy == retry.Policy(3, 5.0, (75, 69), "exponential", 600.0)
+    assert b.retry_policy == retry.Policy(0, 0.0, (1,), "fixed", 30.0)
+
+
+def test_discovered_modules_take_the_top_level_retry_keys(project: Project) -> None:
+    project.module("1.a.py", OK)
+    project.config(retry_on_exit_codes=[75])
+    config = cfg.load(str(project.config_path))
+    (spec,) = plan.build(config, plan.Selection()).modules
+    assert spec.retry_on_exit_codes == (75,)
+
+
+def test_without_retry_keys_every_failure_is_retried_as_before(project: Project) -> None:
+    project.module("a.py", OK)
+    project.config(modules=[{"path": "modules/a.py", "retries": 1}])
+    (spec,) = cfg.load(str(project.config_path)).modules or ()
+    assert spec.retry_policy == retry.Policy(1, 0.0, None, "fixed", 3600.0)
 
 
 @pytest.mark.parametrize(("name", "number", "short"), [
@@ -95,6 +125,20 @@ BAD_CONFIGS = [
     ('{"modules": [{"path": "modules/a.py", "retry_delay_seconds": -2}]}',
      "modules[0].retry_delay_seconds: must be a number of seconds from 0"),
     ('{"modules": [{"path": "modules/a.py", "enabled": 1}]}', "modules[0].enabled: must be true"),
+    ('{"modules": [{"path": "modules/a.py", "retry_on_exit_codes": 75}]}',
+     "modules[0].retry_on_exit_codes: must be a list of exit codes"),
+    ('{"modules": [{"path": "modules/a.py", "retry_on_exit_codes": [10]}]}',
+     "modules[0].retry_on_exit_codes: 10 means skipped, which is never retried"),
+    ('{"retry_on_exit_codes": [0]}', "retry_on_exit_codes: 0 is not the exit code of a failure"),
+    ('{"retry_on_exit_codes": [256]}', "retry_on_exit_codes: 256 is not the exit code of a"),
+    ('{"retry_on_exit_codes": [true]}', "retry_on_exit_codes: must be a list of exit codes"),
+    ('{"retry_backoff": "linear"}', 'retry_backoff: must be "fixed" or "exponential"'),
+    ('{"modules": [{"path": "modules/a.py", "retry_backoff": "exp"}]}',
+     'modules[0].retry_backoff: must be "fixed" or "exponential"'),
+    ('{"retry_max_delay_seconds": 0}', "retry_max_delay_seconds: must be a number of seconds above"),
+    ('{"retry_backoff": "exponential", "modules": [{"path": "modules/a.py", "retries": 2}]}',
+     'modules[0].retry_delay_seconds: retry_backoff "exponential" doubles it'),
+    ('{"retry_on_exit_code": [75]}', "did you mean 'retry_on_exit_codes'?"),
     ('{"modules": ["modules/notes.txt"]}', "neither .py, .sh nor executable"),
     ('{"timezone": "Mars/Olympus_Mons"}', "timezone: unknown IANA time zone"),
     ('{"timezone": 1}', "timezone: must be a string"),

@@ -105,6 +105,58 @@ def test_retries_run_out(project: Project) -> None:
     assert (module["status"], module["attempts"], module["exit_code"]) == ("failed", 3, 2)
 
 
+
+COUNTED = """
+    import pathlib, sys
+    tries = pathlib.Path("tries")
+    n = int(tries.read_text()) + 1 if tries.exists() else 1
+    tries.write_text(str(n))
+    sys.exit({codes}[n - 1])
+"""
+
+
+def test_only_listed_exit_codes_are_retried_with_exponential_backoff(project: Project) -> None:
+    project.module("1.flaky.py", COUNTED.format(codes=[75, 75, 0]))
+    project.config(retry_on_exit_codes=[75], retry_backoff="exponential", modules=[
+        {"path": "modules/1.flaky.py", "retries": 4, "retry_delay_seconds": 0.01}])
+    assert project.run().returncode == EXIT_OK
+    module = project.record()["modules"][0]
+    assert (module["status"], module["attempts"]) == ("success", 3)
+    lines = [line for line in project.log_text().splitlines() if "retrying in" in line]
+    assert len(lines) == 2
+    assert "attempt 1 failed (exit code 75); retrying in 0.0" in lines[0]
+    assert "(retry 1 of 4; exponential backoff, exit code 75 (EX_TEMPFAIL" in lines[0]
+    assert "(retry 2 of 4; exponential backoff," in lines[1]
+
+
+def test_an_unlisted_exit_code_is_not_retried_and_the_log_says_why(project: Project) -> None:
+    project.module("1.bad.py", COUNTED.format(codes=[75, 2, 0]))
+    project.config(modules=[{"path": "modules/1.bad.py", "retries": 5,
+                             "retry_on_exit_codes": [75], "retry_delay_seconds": 0.01}])
+    assert project.run().returncode == EXIT_FAILED
+    module = project.record()["modules"][0]
+    assert (module["status"], module["attempts"], module["exit_code"]) == ("failed", 2, 2)
+    assert ("| WARNING  | 1.bad | attempt 2 failed (exit code 2); not retried: exit code 2 is "
+            "not in retry_on_exit_codes [75]") in project.log_text()
+
+
+def test_a_timeout_is_not_retried_when_only_codes_are_listed(project: Project) -> None:
+    project.module("1.slow.py", "open('count', 'a').write('x')\nimport time; time.sleep(600)\n")
+    project.config(modules=[{"path": "modules/1.slow.py", "retries": 2, "timeout_seconds": 0.5,
+                             "retry_on_exit_codes": [75]}])
+    assert project.run().returncode == EXIT_FAILED
+    assert (project.root / "count").read_text() == "x"
+    assert "not retried: a timeout is not in retry_on_exit_codes [75]" in project.log_text()
+
+
+def test_exit_75_without_retries_says_so(project: Project) -> None:
+    project.module("1.later.py", fail(75))
+    project.config(modules=["modules/1.later.py"])
+    assert project.run().returncode == EXIT_FAILED
+    assert ("attempt 1 failed (exit code 75); not retried: retries is 0"
+            in project.log_text())
+
+
 def test_a_skip_is_never_retried(project: Project) -> None:
     project.module("1.skip.py", "open('count', 'a').write('x')\nimport sys; sys.exit(10)\n")
     project.config(modules=[{"path": "modules/1.skip.py", "retries": 3}])

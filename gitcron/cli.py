@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
                         help="wait this long for another run in this checkout to finish")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug lines on the console")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"gitcron {__version__}")
     return parser
 
 

@@ -1,9 +1,11 @@
 """`init [DIR]`: set a repository up to run the pipeline.
 
-The orchestrator, its package, the workflow and requirements.txt are copied
-from this very installation, so that what `init` writes cannot drift from what
-is shipped. Nothing is ever overwritten: every target is checked before the
-first file is written.
+Only the user's own files are written: the config, example modules, the
+workflows, `.gitignore`, a `requirements.txt` that pins the runner and the
+few-line `orchestrator.py`. The runner itself is installed from that pin, so
+upgrading it is changing one line. The files come from `gitcron/templates/`,
+shipped in the package. Nothing is ever overwritten: every target is checked
+before the first file is written.
 """
 
 from __future__ import annotations
@@ -12,82 +14,57 @@ import argparse
 import json
 import os
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import NoReturn
 
+from gitcron import __version__
 from gitcron.codes import EXIT_OK, EXIT_USAGE, FatalError
 
-SOURCE = Path(__file__).resolve().parent.parent
-# Copied byte for byte from this installation, with every gitcron/*.py.
-ENTRY = "orchestrator.py"
-# The workflows are the shipped ones, byte for byte: they cannot drift apart.
-COPIED = (".github/workflows/pipeline.yml", ".github/workflows/health.yml", "requirements.txt")
+# Every day at 06:17 UTC: off the hour, as GitHub advises for scheduled runs.
+DEFAULT_SCHEDULE = "17 6 * * *"
+# health.yml runs this long after the pipeline's schedule plus its grace
+# (schedule_grace_minutes, default 60): by then a run that started is recorded.
+HEALTH_MARGIN_MINUTES = 15
+GRACE_MINUTES = 60
 
 CONFIG = {
-    "modules": [{"path": "modules/1.example.py", "timeout_seconds": 600}],
+    "modules": [{"path": "modules/1.example.py", "timeout_seconds": 600},
+                {"path": "modules/2.example.sh", "critical": False}],
+    "schedule": "@SCHEDULE@",
     "log_dir": "data and logs",
     "timezone": "UTC",
     "git": {"push": "auto", "paths": []},
 }
 
-GITIGNORE = """\
-# Secrets for local runs: never committed.
-.env
-# The virtual environment and caches.
-.venv/
-__pycache__/
-*.pyc
-.pytest_cache/
-.ruff_cache/
-.mypy_cache/
+# Target path -> template in gitcron/templates/, in the order they are written.
+TEMPLATES = {
+    "orchestrator.py": "orchestrator.py",
+    "modules/1.example.py": "1.example.py",
+    "modules/2.example.sh": "2.example.sh",
+    ".github/workflows/pipeline.yml": "pipeline.yml",
+    ".github/workflows/health.yml": "health.yml",
+    ".gitignore": "gitignore",
+}
+
+REQUIREMENTS = """\
+# The runner: upgrading it is changing this line. Your modules' own
+# dependencies go below it.
+{requirement}
 """
-
-EXAMPLE = '''\
-"""An example module: one stage of the pipeline. Replace it with your own.
-
-The orchestrator runs it with the run's settings in its environment (README.md,
-"Writing a module"). Exit 0: success; exit 10: skipped (nothing to do); any
-other code: failed.
-"""
-
-import os
-import sys
-from pathlib import Path
-
-SKIPPED = 10
-
-# The run's time window [start, end): handle exactly the data that arrived in it.
-start = os.environ.get("PIPELINE_WINDOW_START", "")
-end = os.environ.get("PIPELINE_WINDOW_END") or os.environ.get("PIPELINE_RUN_STARTED", "")
-dry_run = os.environ.get("PIPELINE_DRY_RUN") == "1"
-
-if start and start == end:
-    print("the window is empty: nothing to do")
-    sys.exit(SKIPPED)
-
-print(f"handling data from {start or 'the beginning'} until {end or 'now'}")
-if dry_run:
-    print("dry run: nothing written")
-    sys.exit(0)
-
-# Per-run outputs go to the run's own folder, committed with the run.
-run_dir = os.environ.get("PIPELINE_RUN_DIR")
-if run_dir:
-    Path(run_dir, "example.txt").write_text(f"window {start or '-'} .. {end}\\n")
-    print(f"wrote {Path(run_dir, 'example.txt')}")
-'''
 
 NEXT_STEPS = """\
 Next steps:
-  1. Create the virtual environment and rehearse a run (nothing is stored or pushed):
+  1. Install the runner and rehearse a run (nothing is stored or pushed):
        cd {where}
        python3 -m venv .venv && .venv/bin/pip install -r requirements.txt
        .venv/bin/python orchestrator.py --dry-run
   2. Commit the set-up, not the rehearsal's log (run `git init` first if this is
      not a repository yet), and push:
-       git add .gitignore .github config.json modules orchestrator.py gitcron requirements.txt
+       git add .gitignore .github {config} modules orchestrator.py requirements.txt
        git commit -m "Set up the pipeline" && git push
-     The workflow's schedule runs on the default branch only.
+     The workflow's schedule runs on the default branch only; to move it, change
+     `schedule` in {config} and the cron lines of both workflows together.
   3. Secrets: on GitHub, Settings > Secrets and variables > Actions; then name
      each one in the `env:` of .github/workflows/pipeline.yml.
   4. Permissions: the run pushes its log back, so the workflow asks for
@@ -101,38 +78,98 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
 
 
-def init_main(argv: Sequence[str]) -> int:
-    """`orchestrator.py init [DIR]`: write the files, or nothing at all."""
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="orchestrator.py init",
-                     description="Set a repository up to run the pipeline; never overwrites.")
+                     description="Set a repository up to run the pipeline: the config, example "
+                     "modules, workflows, .gitignore, a requirements.txt that pins the runner "
+                     "and orchestrator.py. Never overwrites.")
     parser.add_argument("dir", nargs="?", default=".", metavar="DIR",
                         help="the repository's folder (default: the current one)")
-    target = Path(parser.parse_args(list(argv)).dir)
-    files = planned_files()
+    parser.add_argument("--yaml", action="store_true", help="write config.yaml, not config.json")
+    parser.add_argument("--requirement", metavar="SPEC", default=f"gitcron=={__version__}",
+                        help="how requirements.txt names the runner (default: "
+                        "%(default)s), e.g. git+https://host/owner/gitcron@v1")
+    parser.add_argument("--schedule", metavar="CRON", default=DEFAULT_SCHEDULE,
+                        help="when the workflows run: five cron fields, UTC "
+                        "(default: %(default)r)")
+    return parser
+
+
+def init_main(argv: Sequence[str]) -> int:
+    """`orchestrator.py init [DIR]`: write the files, or nothing at all."""
+    args = build_parser().parse_args(list(argv))
+    target = Path(args.dir)
+    files = planned_files(requirement=_requirement(args.requirement),
+                          schedule=_schedule(args.schedule), yaml=args.yaml)
     check_free(target, files)
     write_files(target, files)
     print(f"Set up the pipeline in {target}: {len(files)} files.")
-    print(NEXT_STEPS.format(where=target), end="")
+    config = "config.yaml" if args.yaml else "config.json"
+    print(NEXT_STEPS.format(where=target, config=config), end="")
     return EXIT_OK
 
 
-def planned_files() -> dict[str, bytes]:
-    """Relative path -> content, in the order they are written."""
-    files = {ENTRY: _source(ENTRY)}
-    for path in sorted((SOURCE / "gitcron").glob("*.py")):
-        files[f"gitcron/{path.name}"] = _source(f"gitcron/{path.name}")
-    files.update({name: _source(name) for name in COPIED})
-    files["config.json"] = (json.dumps(CONFIG, indent=2) + "\n").encode()
-    files["modules/1.example.py"] = EXAMPLE.encode()
-    files[".gitignore"] = GITIGNORE.encode()
-    return files
+def _requirement(spec: str) -> str:
+    if not spec.strip() or any(c in spec for c in "\n\r\0"):
+        raise FatalError(f"init --requirement: {spec!r} is not one requirement line")
+    return spec.strip()
 
 
-def _source(name: str) -> bytes:
+def _schedule(cron: str) -> str:
+    """Five cron fields that GitHub and `status` both read; FatalError otherwise."""
+    from datetime import datetime, timezone
+
+    from cronsim import CronSim, CronSimError
+
+    cron = " ".join(cron.split())
     try:
-        return (SOURCE / name).read_bytes()
+        if len(cron.split()) != 5:
+            raise CronSimError("five fields are needed")
+        CronSim(cron, datetime.now(timezone.utc))
+    except CronSimError as exc:
+        raise FatalError(f"init --schedule: {cron!r} is not a cron schedule: {exc}") from None
+    return cron
+
+
+def health_schedule(schedule: str, grace_minutes: float = GRACE_MINUTES) -> str:
+    """When health.yml checks: a daily schedule at a fixed time, its grace and a quarter
+    of an hour later (the same day when that fits); any other schedule, at its own times,
+    when `status` judges the run before (it allows each run its grace)."""
+    minute, hour, *rest = schedule.split()
+    if not (minute.isdigit() and hour.isdigit()) or rest != ["*", "*", "*"]:
+        return schedule
+    at = int(hour) * 60 + int(minute) + int(grace_minutes) + HEALTH_MARGIN_MINUTES
+    if at >= 24 * 60:
+        return schedule
+    return f"{at % 60} {at // 60} * * *"
+
+
+def planned_files(requirement: str = f"gitcron=={__version__}",
+                  schedule: str = DEFAULT_SCHEDULE, yaml: bool = False) -> dict[str, bytes]:
+    """Relative path -> content, in the order they are written."""
+    values = {"@SCHEDULE@": schedule, "@HEALTH_SCHEDULE@": health_schedule(schedule)}
+    files = {target: _fill(template(name), values) for target, name in TEMPLATES.items()}
+    if yaml:
+        files["config.yaml"] = _fill(template("config.yaml"), values)
+    else:
+        files["config.json"] = _fill(json.dumps(CONFIG, indent=2) + "\n", values)
+    files["requirements.txt"] = REQUIREMENTS.format(requirement=requirement)
+    return {name: text.encode() for name, text in files.items()}
+
+
+def template(name: str) -> str:
+    """A file of gitcron/templates/, from wherever the package is installed."""
+    try:
+        return resources.files("gitcron").joinpath("templates", name).read_text(encoding="utf-8")
     except OSError as exc:
-        raise FatalError(f"init: cannot read {SOURCE / name}: {exc.strerror or exc}") from None
+        raise FatalError(f"init: cannot read the template {name}: "
+                         f"{exc.strerror or exc}") from None
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
 
 
 def check_free(target: Path, files: dict[str, bytes]) -> None:
@@ -148,6 +185,9 @@ def check_free(target: Path, files: dict[str, bytes]) -> None:
             if os.path.lexists(folder) and not folder.is_dir():
                 raise FatalError(f"{folder} is in the way: it is not a folder; "
                                  "init wrote nothing")
+    for other in ("config.json", "config.yaml", "config.yml"):
+        if other not in files and os.path.lexists(target / other):
+            raise FatalError(f"{target / other} already exists; init wrote nothing")
 
 
 def write_files(target: Path, files: dict[str, bytes]) -> None:

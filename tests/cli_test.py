@@ -30,7 +30,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["--version"])
     assert caught.value.code == 0
-    assert capsys.readouterr().out.strip() == f"orchestrator.py {__version__}"
+    assert capsys.readouterr().out.strip() == f"gitcron {__version__}"
 
 
 @pytest.mark.parametrize("argv", [["--bogus"], ["--from"], ["--from", "a", "--resume"],

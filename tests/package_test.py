@@ -116,3 +116,44 @@ def test_the_installed_command_and_module_run_a_pipeline(wheel: Path, tmp_path: 
     history = subprocess.run([str(command), "history", "--json"], cwd=project, env=env,
                              capture_output=True, text=True, timeout=60)
     assert history.returncode == 0 and len(history.stdout.splitlines()) == 3
+
+
+def test_init_from_the_wheel_sets_up_a_repository_that_installs_offline_and_pushes(
+        wheel: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    tool = fresh_venv(tmp_path / "tool")
+    assert pip_install(tool, "--no-deps", str(wheel)).returncode == 0
+    repo = tmp_path / "my repo"
+    init = subprocess.run([str(tmp_path / "tool" / "bin" / "gitcron"), "init", str(repo)],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert init.returncode == 0, init.stderr
+    written = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file())
+    assert "orchestrator.py" in written and not any("gitcron" in name for name in written)
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "Set up the pipeline")
+    git(repo, "remote", "add", "origin", str(bare))
+    git(repo, "push", "-q", "-u", "origin", "main")
+    # The user's own environment, from requirements.txt's pin, offline.
+    user = fresh_venv(repo / ".venv")
+    installed = pip_install(user, "--find-links", str(wheel.parent), "-r",
+                            str(repo / "requirements.txt"))
+    assert installed.returncode == 0, installed.stderr
+    run = subprocess.run([str(user), "orchestrator.py", "--push"], cwd=repo, env=env,
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stderr
+    assert git(repo, "status", "--porcelain") == ""
+    where = subprocess.run([str(user), "-c", "import gitcron; print(gitcron.__file__)"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert where.stdout.startswith(str(repo / ".venv"))
+    pushed = git(bare, "log", "-1", "--format=%s", "main")
+    assert pushed.startswith("pipeline: success run ")
+    files = git(bare, "show", "--name-only", "--format=", "main").splitlines()
+    assert "config.json" in files and any(name.endswith(".log") for name in files)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout

@@ -6,6 +6,7 @@ kept untouched, in their order, whenever the file is written.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -193,6 +194,12 @@ MAX_SECONDS = 7 * 24 * 3600.0  # a week: far below the event loop's own limit (~
 MAX_RETRIES = 100
 MAX_MINUTES = 10 * 366 * 24 * 60.0  # a window or a grace of ten years: more is a typo
 RUN_STATUSES = ("success", "partial", "failed", "interrupted")
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of settings; more is a mistake (or /dev/zero)
+MAX_DEPTH = 64  # a config nested deeper is not one, and would strain every walk of it
+MAX_ENV_BYTES = 1 << 20  # Linux passes at most ARG_MAX (2 MiB, often less) to a program
+# Linux's MAX_ARG_STRLEN (128 KiB) less the NUL: execve() refuses a longer NAME=value (E2BIG).
+MAX_VARIABLE_BYTES = 128 * 1024 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads lets "\\ud800" through; UTF-8 cannot
 
 
 def find(path_arg: str | None, cwd: Path | None = None) -> str:
@@ -273,8 +280,14 @@ def read(path: Path, display: str, kind: ConfigKind) -> dict[str, Any]:
 
 
 def read_text(path: Path, display: str) -> str:
+    """The file's text, if it is UTF-8 and at most MAX_CONFIG_BYTES (`/dev/zero` never ends)."""
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise FatalError(f"{display}: larger than {MAX_CONFIG_BYTES >> 20} MiB: not a config "
+                             "file")
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise FatalError(f"{display}: config file not found") from None
     except UnicodeDecodeError as exc:
@@ -289,7 +302,44 @@ def parse(text: str, display: str, kind: ConfigKind) -> dict[str, Any]:
     if not isinstance(data, dict):
         what = "mapping" if kind == "yaml" else "JSON object"
         raise FatalError(f"{display}: must hold a {what} at the top, not {type(data).__name__}")
+    _check_plain(data, display, "", ())
     return data
+
+
+def _check_plain(value: Any, display: str, where: str, parents: tuple[int, ...]) -> None:
+    """`value` is plain data, as JSON writes it: text keys, real characters, no
+    cycle (a YAML alias inside itself), nested at most MAX_DEPTH deep."""
+    if isinstance(value, str):
+        _check_text(value, display, where or "the top")
+        return
+    if isinstance(value, (bool, int, float)) or value is None:
+        return
+    if not isinstance(value, (dict, list)):
+        raise FatalError(f"{display}: {where or 'the top'}: a {type(value).__name__} is not "
+                         "a config value (text, number, true/false, null, list or mapping)")
+    if id(value) in parents:
+        raise FatalError(f"{display}: {where}: holds itself (an alias inside its own anchor)")
+    if len(parents) >= MAX_DEPTH:
+        raise FatalError(f"{display}: {where}: nested too deep to be a config")
+    inner = (*parents, id(value))
+    items = enumerate(value) if isinstance(value, list) else value.items()
+    for key, item in items:
+        if isinstance(value, list):
+            inner_where = f"{where}[{key}]"
+        elif not isinstance(key, str):
+            raise FatalError(f"{display}: {where or 'the top'}: the key {_show(key)} is not "
+                             "text (quote it)")
+        else:
+            _check_text(key, display, f"a key in {where or 'the top'}")
+            inner_where = f"{where}.{key}" if where else key
+        _check_plain(item, display, inner_where, inner)
+
+
+def _check_text(text: str, display: str, where: str) -> None:
+    found = _SURROGATE.search(text)
+    if found:
+        raise FatalError(f"{display}: {where}: holds a lone surrogate "
+                         f"(\\u{ord(found.group()):04x}), which is not a character")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -315,6 +365,9 @@ def _parse_json(text: str, display: str) -> Any:
     except _DuplicateKey as exc:
         raise FatalError(f"{display}: the key {exc.args[0]!r} appears twice in one object; "
                          "keep one") from None
+    except ValueError:  # int() reads at most 4300 digits (sys.get_int_max_str_digits)
+        raise FatalError(f"{display}: not valid JSON: a number of more than "
+                         f"{sys.get_int_max_str_digits()} digits") from None
     except RecursionError:
         raise FatalError(f"{display}: nested too deep to be a config") from None
 
@@ -844,21 +897,47 @@ def load_env(root: Path, environ: Mapping[str, str]) -> dict[str, str]:
     """`environ` over the `.env` file of `root`, if there is one: a variable
     already set is never overridden. python-dotenv is imported only when needed."""
     path = root / ".env"
-    if not path.is_file():
+    if not path.exists():
         return dict(environ)
+    if not path.is_file():
+        raise FatalError(f"{path}: not a file (a folder?): remove it, or make it a .env file")
+    text = _env_text(path)
     from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise FatalError(f"{path}: line {binding.original.line}: not a NAME=value line "
+                             "(quote a value that holds spaces, # or quotes)")
+    values = {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+    for name, value in values.items():
+        _check_variable(path, name, value)
+    return {**values, **environ}
+
+
+def _env_text(path: Path) -> str:
     try:
-        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
-    except UnicodeDecodeError as exc:
-        raise FatalError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_ENV_BYTES + 1)
     except OSError as exc:
         raise FatalError(f"{path}: cannot read it: {exc.strerror}") from None
-    for name, value in values.items():
-        if "\0" in name or "\0" in value or "=" in name:
-            raise FatalError(f"{path}: {name!r}: a NUL character or '=' where no environment "
-                             "variable can hold one")
-    return {**values, **environ}
+    if len(data) > MAX_ENV_BYTES:
+        raise FatalError(f"{path}: larger than {MAX_ENV_BYTES >> 20} MiB: more than the "
+                         "environment of a module can hold")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FatalError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _check_variable(path: Path, name: str, value: str) -> None:
+    if "\0" in name or "\0" in value or "=" in name:
+        raise FatalError(f"{path}: {name!r}: a NUL character or '=' where no environment "
+                         "variable can hold one")
+    size = len(name.encode()) + 1 + len(value.encode())
+    if size > MAX_VARIABLE_BYTES:
+        raise FatalError(f"{path}: {name}: {size} bytes; one environment variable can hold "
+                         f"at most {MAX_VARIABLE_BYTES} (NAME=value, Linux's MAX_ARG_STRLEN)")
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -147,9 +147,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
 
 
+MAX_COUNT = 1_000_000  # a run a minute for almost two years; more is a typo
+
+
 def _count(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number, 1 or more (got {value!r})")
+    """1 to MAX_COUNT, in ASCII digits (`isdigit` also takes `²`, which int() refuses)."""
+    if not re.fullmatch(r"[0-9]{1,20}", value) or not 1 <= int(value) <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_COUNT} "
+                                         f"(got {printable(value)!r})")
     return int(value)
 
 

@@ -52,13 +52,32 @@ def parse_time(text: str, option: str, tz: tzinfo) -> datetime:
     except ValueError:
         raise FatalError(f"{option}: {text!r} is not an ISO 8601 date or date-time "
                          "(e.g. 2026-11-23 or 2026-11-23T06:00:00+01:00)") from None
-    if moment.tzinfo is None:
-        # fold=0: an ambiguous wall time (the hour repeated in autumn) is its first instant.
-        moment = moment.replace(tzinfo=tz)
     try:
+        if moment.tzinfo is None:
+            moment = _local(moment, text, option, tz)
         return in_zone(moment, tz)
     except OverflowError:
         raise FatalError(f"{option}: {text!r} is outside the range of dates") from None
+
+
+def _local(wall: datetime, text: str, option: str, tz: tzinfo) -> datetime:
+    """A wall-clock time of `tz`; one that the clocks skip (spring) or show twice
+    (autumn) is refused, with the UTC forms to choose from: a backfill must not
+    quietly move by an hour."""
+    first, second = (in_zone(wall.replace(tzinfo=tz, fold=fold), timezone.utc)
+                     for fold in (0, 1))
+    if first == second and in_zone(first, tz).replace(tzinfo=None) == wall:
+        return wall.replace(tzinfo=tz)
+    utc = sorted({_utc(first), _utc(second)})
+    if in_zone(first, tz).replace(tzinfo=None) != wall:
+        raise FatalError(f"{option}: {text!r} does not exist in {tz} (the clocks skip it): "
+                         f"give the time in UTC, e.g. {' or '.join(utc)}")
+    raise FatalError(f"{option}: {text!r} happens twice in {tz} (the clocks go back): "
+                     f"give the time in UTC, {utc[0]} or {utc[1]}")
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_every(text: str) -> timedelta:

@@ -4,22 +4,31 @@ changing one line, so that comments, order and quoting stay byte for byte."""
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import yaml
 
 from gitcron.codes import FatalError
 
+BOOL_TAG = "tag:yaml.org,2002:bool"
+
 
 class _Loader(yaml.SafeLoader):
-    """safe_load, but a key given twice in one mapping is an error, as in JSON,
-    and dates stay the strings they were written as (the config's checks want text)."""
+    """safe_load, but a key given twice in one mapping is an error, as in JSON, keys
+    are text, as in JSON, dates stay the strings they were written as (the config's
+    checks want text), and booleans follow YAML 1.2 (below)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)  # merge keys (<<: *anchor) first
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                shown = repr(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "a " + (
+                    "list" if isinstance(key_node, yaml.SequenceNode) else "mapping")
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {shown} is not text (quote it)", key_node.start_mark)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"the key {key!r} appears twice in one mapping",
@@ -32,7 +41,19 @@ def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
     return loader.construct_scalar(node)  # type: ignore[return-value]
 
 
+def _yaml12_bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool | str:
+    """YAML 1.2: only true and false are booleans. PyYAML follows YAML 1.1, where
+    `on`, `off`, `yes` and `no` are too, so that a channel's `on: [failed]` would
+    be read as `True: [...]`: those stay the words they are."""
+    text = str(loader.construct_scalar(node))
+    return text.lower() == "true" if text.lower() in ("true", "false") else text
+
+
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+_Loader.add_constructor(BOOL_TAG, _yaml12_bool)
+# `tRuE` too: true and false in any case (YAML 1.1's rule knows three spellings of each).
+_Loader.add_implicit_resolver(BOOL_TAG, re.compile(r"^(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"),
+                              list("tTfF"))
 
 
 def parse(text: str, display: str) -> Any:
@@ -50,6 +71,9 @@ def parse(text: str, display: str) -> Any:
         raise FatalError(f"{display}: not valid YAML: {exc}") from None
     except RecursionError:
         raise FatalError(f"{display}: nested too deep to be a config") from None
+    except ValueError:  # int() reads at most 4300 digits (sys.get_int_max_str_digits)
+        raise FatalError(f"{display}: not valid YAML: a number of more than "
+                         f"{sys.get_int_max_str_digits()} digits") from None
 
 
 def _line(key: str, value: str, newline: str) -> str:

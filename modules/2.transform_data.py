@@ -204,10 +204,10 @@ def main() -> int:
         print(f"{source.name}: not retrieved yet, nothing to transform")
         return common.SKIP
     digest = common.sha256_of(source)
-    previous = common.read_json(folder / f"{stem}.summary.json", {})
-    if previous.get("input_sha256") == digest and (folder / f"{stem}.clean.csv").exists() \
+    last_summary = common.read_json(folder / f"{stem}.summary.json", {})
+    if last_summary.get("input_sha256") == digest and (folder / f"{stem}.clean.csv").exists() \
             and not common.force():
-        print(f"{source.name}: unchanged since the transform of run {previous.get('run_id')}")
+        print(f"{source.name}: unchanged since the transform of run {last_summary.get('run_id')}")
         return common.SKIP
     try:
         result = transform(source.read_text(encoding="utf-8-sig"))

@@ -16,6 +16,7 @@ import functools
 import json
 import math
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -87,11 +88,26 @@ def settings() -> dict[str, Any]:
 
 
 def parse_yaml(text: str) -> Any:
-    """YAML's own errors (with their line) as ValueError; imported only for a YAML config."""
+    """YAML's own errors (with their line) as ValueError; imported only for a YAML config.
+
+    Booleans as the orchestrator reads them (YAML 1.2): only true and false; `on`,
+    `off`, `yes` and `no` are words.
+    """
     import yaml
 
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def boolean(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool | str:
+        text = str(loader.construct_scalar(node))
+        return text.lower() == "true" if text.lower() in ("true", "false") else text
+
+    Loader.add_constructor("tag:yaml.org,2002:bool", boolean)
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool",
+                                 re.compile(r"^(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"),
+                                 list("tTfF"))
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=Loader)  # a SafeLoader: no custom tags
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

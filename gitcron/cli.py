@@ -20,6 +20,7 @@ commands:
   run (the default)   python orchestrator.py --only transform_data
   history             python orchestrator.py history -n 50
   status              python orchestrator.py status --json
+  report              python orchestrator.py report --html site
   init                python orchestrator.py init path/to/repository
 
 exit codes: 0 success or partial, 1 failed, 2 bad usage or configuration,
@@ -37,7 +38,7 @@ examples:
                                                backfill three days, one run a day
   python orchestrator.py --dry-run --no-push   rehearse: no state, no commit
 """
-COMMANDS = ("history", "status", "init")
+COMMANDS = ("history", "status", "init", "report")
 # What `pip install -r requirements.txt` brings; without it, say so instead of a traceback.
 REQUIREMENTS = {"loguru", "git", "yaml", "dotenv", "croniter", "cron_descriptor"}
 
@@ -78,7 +79,7 @@ _minutes = _number("minutes", 0, cfg.MAX_MINUTES, above=True)  # --window: up to
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="orchestrator.py",
-        usage="%(prog)s [run] [options] | history | status | init [DIR]",
+        usage="%(prog)s [run] [options] | history | status | init [DIR] | report --html DIR",
         description="Run the pipeline's modules one after another; log, record and "
         "commit the run back to the repository.",
         epilog=EXAMPLES,
@@ -148,6 +149,10 @@ def _command(name: str) -> Callable[[list[str]], int]:
         from gitcron import scaffold
 
         return scaffold.init_main
+    if name == "report":
+        from gitcron import report
+
+        return report.report_main
     from gitcron import history
 
     return history.history_main if name == "history" else history.status_main

@@ -83,6 +83,7 @@ class ModuleResult(NamedTuple):
             "finished": _iso(last.finished) if last else None,
             "duration_seconds": _duration(first, last),
             "peak_rss_mb": last.peak_rss_mb if last else None,
+            "error": self.error(),
         }
         if self.recovery is not None and self.spec.on_failure is not None:
             entry["recovery"] = {
@@ -92,6 +93,14 @@ class ModuleResult(NamedTuple):
                 "duration_seconds": self.recovery.duration_seconds,
             }
         return entry
+
+    def error(self) -> str | None:
+        """A failure in one line: the last line of stderr that says something, else how
+        the module ended (what a GitHub annotation says of it too)."""
+        if self.status not in ("failed", "recovered") or self.last is None:
+            return None
+        said = [line for line in self.last.stderr_tail if line.strip()]
+        return said[-1].strip() if said else self.last.describe()
 
 
 @dataclass

@@ -32,8 +32,9 @@ def test_order_statuses_and_the_record(project: Project) -> None:
         ("1.fetch", "success", 0, 1), ("2.transform", "skipped", 10, 1), ("0.prune", "success", 0, 1)]
     module = record["modules"][0]
     assert set(module) == {"name", "path", "status", "exit_code", "attempts", "timed_out",
-                           "started", "finished", "duration_seconds", "peak_rss_mb"}
+                           "started", "finished", "duration_seconds", "peak_rss_mb", "error"}
     assert module["path"] == "modules/1.fetch.py" and module["peak_rss_mb"] > 0
+    assert module["error"] is None
     log = project.log_text()
     assert log.index("fetched {0}") < log.index("transformed")
     assert "| INFO     | 1.fetch | fetched {0}" in log

@@ -170,6 +170,7 @@ class Config(NamedTuple):
     kind: ConfigKind = "json"
     text: str = ""  # the file as it was read
     retry_defaults: RetryDefaults = RetryDefaults()
+    metrics_file: Path | None = None  # node_exporter textfile, written after each run
 
     def unchanged(self) -> bool:
         """The file still holds what was loaded: it needs no second check."""
@@ -187,7 +188,7 @@ class Config(NamedTuple):
 ORCHESTRATOR_KEYS = (
     "modules", "log_dir", "timezone", "default_timeout_seconds", "mask_env", "git",
     "last_run_date", "window_minutes", "notify", "schedule", "schedule_grace_minutes",
-    "retry_on_exit_codes", "retry_backoff", "retry_max_delay_seconds",
+    "retry_on_exit_codes", "retry_backoff", "retry_max_delay_seconds", "metrics_file",
 )
 CONFIG_NAMES = ("config.json", "config.yaml", "config.yml")
 MAX_SECONDS = 7 * 24 * 3600.0  # a week: far below the event loop's own limit (~24.8 days)
@@ -266,7 +267,15 @@ def load(path_arg: str) -> Config:
         kind=kind,
         text=text,
         retry_defaults=retry_defaults,
+        metrics_file=_metrics_file(check, raw, path.parent),
     )
+
+
+def _metrics_file(check: _Checker, raw: dict[str, Any], root: Path) -> Path | None:
+    """Relative to the config's folder, like the modules; null or absent: none."""
+    if raw.get("metrics_file") is None:
+        return None
+    return root / check.path(raw, "metrics_file", "")
 
 
 def kind_of(path: Path | str) -> ConfigKind:

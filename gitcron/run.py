@@ -267,7 +267,9 @@ def _execute(plan: Plan, ctx: RunContext, env: Mapping[str, str], runlog: logs.R
 
 def _publish(config: Config, result: RunResult, options: Options, env: Mapping[str, str],
              masker: logs.Masker, runlog: logs.RunLog, actions: github.Actions) -> None:
-    """Commit-back, notifications, the Actions UI: none of them changes the run's status."""
+    """Metrics, commit-back, notifications, the Actions UI: none of them changes the
+    run's status."""
+    _write_metrics(config, result, options, env)
     commit = push_error = None
     if config.git.wanted(options.push, options.dry_run, env):
         logger.info("committing the run back (log, record, config) and pushing it")
@@ -278,6 +280,21 @@ def _publish(config: Config, result: RunResult, options: Options, env: Mapping[s
     sent = _notify(config, result, options, env, masker, link)
     _tell_actions(actions, result, commit, push_error, sent)
     actions.end_untrusted()
+
+
+def _write_metrics(config: Config, result: RunResult, options: Options,
+                   env: Mapping[str, str]) -> None:
+    """metrics_file, after every run but a dry run; one that cannot be written is a WARNING."""
+    if config.metrics_file is None or options.dry_run or not result.record:
+        return
+    from gitcron import metrics
+
+    try:
+        metrics.write(config.metrics_file, result.record, pipeline_name(config, env),
+                      config.log_dir)
+    except OSError as exc:
+        logger.warning(f"metrics_file: cannot write {config.metrics_file}: "
+                       f"{exc.strerror or exc}")
 
 
 def _record_not_written(path: Path, exc: Exception) -> None:

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
                         help="wait this long for another run in this checkout to finish")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug lines on the console")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="the console's lines: text, or one JSON object a line (time, level, "
+                        "module, message, run_id) for log shippers; the log file keeps its format")
     parser.add_argument("--version", action="version", version=f"gitcron {__version__}")
     return parser
 
@@ -189,7 +192,8 @@ def _main(args: argparse.Namespace) -> int:
     from gitcron import run  # loguru is imported only for a real run
 
     options = run.Options(dry_run=args.dry_run, force=args.force, verbose=args.verbose,
-                          push=args.push, window_minutes=args.window, wait_seconds=args.wait)
+                          push=args.push, window_minutes=args.window, wait_seconds=args.wait,
+                          log_format=args.log_format)
     return run.run_all(config, plan, options, env, backfill)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import re
 import sys
@@ -148,11 +149,13 @@ class RunLog:
     """
 
     def __init__(self, tz: tzinfo, masker: Masker, *, verbose: bool = False,
-                 on_command: CommandSink | None = None) -> None:
+                 on_command: CommandSink | None = None, console_format: str = "text") -> None:
         self.tz = tz
         self.masker = masker
         self.on_command = on_command
         self.write_error = ""
+        self.run_id: str | None = None  # known once the log file is made
+        self._json_console = console_format == "json"
         self._console: TextIO = sys.stdout
         self._console_level = LEVEL_NUMBERS["DEBUG" if verbose else "INFO"]
         self._file: TextIO | None = None
@@ -249,12 +252,21 @@ class RunLog:
         number = LEVEL_NUMBERS.get(level) or logger.level(level).no
         # Every newline but the last starts a line: all are replaced, and the one
         # prefix too many cut off (15% faster on a 64 KB chunk than counting first).
-        self._emit((prefix + text.replace("\n", "\n" + prefix))[:-len(prefix)], number)
+        lines = (prefix + text.replace("\n", "\n" + prefix))[:-len(prefix)]
+        console = self._json_lines(now, level, module, text) if self._json_console else lines
+        self._emit(lines, number, console)
 
-    def _emit(self, text: str, level: int) -> None:
+    def _json_lines(self, now: datetime, level: str, module: str, text: str) -> str:
+        """--log-format json: one object per line, for log shippers (same masked text)."""
+        head = {"time": now.isoformat(timespec="milliseconds"), "level": level,
+                "module": self.masker(module)}
+        return "".join(json.dumps({**head, "message": line, "run_id": self.run_id},
+                                  ensure_ascii=False) + "\n" for line in text[:-1].split("\n"))
+
+    def _emit(self, text: str, level: int, console: str | None = None) -> None:
         """One write each: an unbuffered console (PYTHONUNBUFFERED) makes a call one syscall."""
         if level >= self._console_level:
-            self._console.write(text)
+            self._console.write(text if console is None else console)
             self._console.flush()
         if self._file is not None:
             try:
@@ -272,8 +284,10 @@ class RunLog:
         if handle is not None:
             with contextlib.suppress(OSError):  # closing flushes again, into the same full disk
                 handle.close()
-        now = stamp(datetime.now(self.tz))
-        self._console.write(f"{now} | {'ERROR':<8} | {ORCHESTRATOR} | {self.write_error}\n")
+        now = datetime.now(self.tz)
+        line = f"{self.write_error}\n"
+        self._console.write(self._json_lines(now, "ERROR", ORCHESTRATOR, line) if self._json_console
+                            else f"{stamp(now)} | {'ERROR':<8} | {ORCHESTRATOR} | {line}")
         self._console.flush()
 
 

@@ -58,6 +58,7 @@ class Options(NamedTuple):
     force: bool = False
     verbose: bool = False
     push: bool | None = None  # --push / --no-push; None: as git.push says
+    log_format: str = "text"  # --log-format: the console's, the log file keeps its own
     window_minutes: float | None = None  # --window
     wait_seconds: float = 0.0  # --wait
 
@@ -236,7 +237,8 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
     actions = github.Actions(env, masker)
     actions.begin_untrusted()  # until finish(): the runner acts on our commands alone
     with logs.RunLog(config.tz, masker, verbose=options.verbose,
-                     on_command=actions.module_command) as runlog:
+                     on_command=actions.module_command,
+                     console_format=options.log_format) as runlog:
         result = _begin(config, plan, options, started, backfill, runlog)
         ctx = _context(config, options, result)
         _announce(config, plan, ctx, result, backfill is not None)
@@ -310,6 +312,7 @@ def _begin(config: Config, plan: Plan, options: Options, started: datetime,
     """The run's log (a new file, never an old one), its folder and its window."""
     run_id, log_path, handle = _create_log(config, started)
     runlog.attach_file(handle)
+    runlog.run_id = run_id
     if backfill is not None:
         window = backfill
     elif plan.resumed is not None:

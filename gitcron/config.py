@@ -253,7 +253,8 @@ def load(path_arg: str) -> Config:
         display=path_arg,
         raw=raw,
         modules=modules,
-        log_dir=path.parent / check.path(raw, "log_dir", DEFAULT_LOG_DIR),
+        log_dir=path.parent / check.outside_git("log_dir", check.path(raw, "log_dir",
+                                                                       DEFAULT_LOG_DIR)),
         timezone_name=timezone_name,
         tz=check.zone("timezone", timezone_name),
         default_timeout_seconds=default_timeout,
@@ -568,7 +569,8 @@ def _git(check: _Checker, raw: Any) -> GitSettings:
         push=push,  # type: ignore[arg-type]  # checked against the Literal just above
         remote=check.string(raw, "remote", "origin", nonempty=True, where="git"),
         branch=check.optional_string(raw, "branch", where="git"),
-        paths=tuple(check.string_list(raw, "paths", where="git")),
+        paths=tuple(check.outside_git(f"git.paths[{i}]", name) for i, name in
+                    enumerate(check.string_list(raw, "paths", where="git"))),
         commit_message=message,
         author_name=check.optional_string(raw, "author_name", where="git"),
         author_email=check.optional_string(raw, "author_email", where="git"),
@@ -790,6 +792,14 @@ class _Checker:
         value = self.string(obj, key, default, nonempty=True, where=where)
         if "\0" in value:
             self.fail(f"{where}.{key}" if where else key, "holds a NUL character")
+        return value
+
+    def outside_git(self, key: str, value: str) -> str:
+        """A path in `.git` is git's own: logs there are never committed, and `git add`
+        of it adds nothing (`.GIT` too: git refuses the name in any case)."""
+        if any(part.casefold() == ".git" for part in re.split(r"[/\\]", value)):
+            self.fail(key, f"{value!r} is inside .git, which is git's own folder: choose "
+                           "another path")
         return value
 
     def zone(self, key: str, name: str) -> tzinfo:

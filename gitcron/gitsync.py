@@ -243,8 +243,12 @@ def _check_remote(where: Where, remote: str, env: Mapping[str, str]) -> None:
 
 
 def _check_inside(where: Where, what: str, path: Path) -> None:
+    real = path.resolve()
+    if real == where.git_dir or where.git_dir in real.parents:  # a symlink into .git
+        raise FatalError(f"commit-back: {what}: {path} is inside {where.git_dir}, which is "
+                         "git's own folder: it cannot be committed")
     try:
-        path.resolve().relative_to(where.top)
+        real.relative_to(where.top)
     except ValueError:
         raise FatalError(f"commit-back: {what}: {path} is outside the work tree {where.top}: "
                          "it cannot be committed") from None

@@ -198,6 +198,29 @@ def test_paths_outside_the_work_tree_exit_2(remote: Path, where: str) -> None:
     assert not (remote.parent / "elsewhere").exists() or where == "git.paths"
 
 
+@pytest.mark.parametrize(("key", "value", "push"), [
+    ("log_dir", ".git", "--push"), ("log_dir", ".git/logs", "--no-push"),
+    ("log_dir", "sub/.GIT", "--push"), ("git.paths", ".git", "--push"),
+    ("git.paths", "data/../.git/hooks", "--push"), ("git.paths", "linked", "--push"),
+])
+def test_paths_inside_dot_git_exit_2(remote: Path, key: str, value: str, push: str) -> None:
+    project = clone(remote, "work clone")
+    (project.root / "linked").symlink_to(".git")  # no name says .git: found by resolving
+    config = project.read_config()
+    if key == "log_dir":
+        config["log_dir"] = value
+    else:
+        config["git"]["paths"] = ["notes.txt", value]
+    project.config(config)
+    head = git(project.root, "rev-parse", "HEAD")
+    result = project.run(push)
+    assert result.returncode == EXIT_USAGE, result.stdout + result.stderr
+    line, = result.stderr.strip().splitlines()
+    assert key in line and "inside" in line and ".git" in line, line
+    assert not list((project.root / ".git").rglob("workflow_*"))
+    assert git(project.root, "rev-parse", "HEAD") == head == git(remote, "rev-parse", "main")
+
+
 def test_git_paths_commit_additions_and_deletions(remote: Path) -> None:
     project = clone(remote, "work clone")
     config = project.read_config()

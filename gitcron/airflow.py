@@ -1,8 +1,13 @@
 """The Airflow DAG factory: the same config and modules as `orchestrator.py`,
-one BashOperator per module, with the module contract of README.md (see
-docs/airflow.md). The only file of the project that imports Airflow.
+one task per module (docs/airflow.md). The only file of the project that
+imports Airflow.
 
-Airflow has no per-edge trigger rules, so the contract is wired like this:
+Every module task runs the runner's own task command (`python -m gitcron task
+NAME`, gitcron/task.py), so a module runs as it runs locally: stdin /dev/null,
+its own process group, the same kill on timeout and cleanup of what it leaves,
+the same masking, levels, environment and exit codes. Airflow does the order,
+the retries and the recovery, wired like this (Airflow has no per-edge trigger
+rules):
 
 - every module waits on the last critical module before it (the "gate") and on
   the task before it, with `none_failed`: a skip (exit 10) does not spread,
@@ -12,50 +17,68 @@ Airflow has no per-edge trigger rules, so the contract is wired like this:
 - a recovery script is a task after its module (`all_failed`) that runs only
   when the module itself ran and failed (not when it never ran); a critical
   module with one becomes a gate through a join (`one_success`) of the two;
-- one final task is the only leaf, so that the DAG run fails exactly when a
-  critical module failed for good; it stores last_run_date in a Variable named
-  after the DAG.
+- `pipeline.start` claims the run's id and folder and fixes its window;
+  `pipeline.finish` (`all_done`, the only leaf) writes the run record, sends
+  the notifications, and fails when a critical module failed for good, so
+  the DAG run's state is the run's.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import os
 import re
-import shlex
+import signal
+import subprocess
+import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, Variable
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException, AirflowTaskTimeout
+from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable, Param, TriggerRule
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from airflow.sdk.log import mask_secret
 
+import gitcron
 from gitcron import config as cfg
-from gitcron import plan, runid
-from gitcron.codes import MODULE_SKIP, FatalError
+from gitcron import plan, task
+from gitcron import window as windows
+from gitcron.codes import EXIT_OK, MODULE_SKIP, FatalError
 from gitcron.config import Config, ModuleSpec
-from gitcron.logs import secret_values
+from gitcron.execute import KILL_GRACE_SECONDS
+from gitcron.window import Window
 
 START = "pipeline.start"
 FINISH = "pipeline.finish"
 JOIN_SUFFIX = ".done"
-# XCom key of a module's failed attempt: its exit code, "timeout" or "signal N".
-FAILURE_KEY = "failure"
-TOKENS = ("GITHUB_TOKEN", "GH_TOKEN")
-# Runs whose data interval is their window; a backfill never moves last_run_date.
+OUTCOME_KEY = "outcome"  # XCom of a module task: task.outcome_json of its attempt
+# Runs whose data interval is their window.
 INTERVAL_RUNS = ("scheduled", "backfill")
 NOT_TASK_ID = re.compile(r"[^\w.-]")
-JINJA_MARKERS = ("{{", "{%", "{#")
 # Any fixed moment in the past: with catchup off, Airflow starts at the next tick.
 START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
-
-ModuleStatus = str  # success, skipped, failed, recovered, not_run
+# Airflow's execution_timeout is a backstop above the runner's own timeout, which
+# fires first: the module's timeout, its kill grace, and the cleanup after it.
+BACKSTOP_SECONDS = 2 * KILL_GRACE_SECONDS + 60
+# The folder that holds the gitcron package: the task command imports it from there.
+PACKAGE_ROOT = str(Path(gitcron.__file__).resolve().parent.parent)
+LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "STDERR": logging.INFO,
+              "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+PARAMS = {
+    "dry_run": Param(False, type="boolean", description="PIPELINE_DRY_RUN=1"),
+    "force": Param(False, type="boolean", description="PIPELINE_FORCE=1"),
+    "since": Param(None, type=["null", "string"],
+                   description="a backfill: the window's start (ISO 8601)"),
+    "until": Param(None, type=["null", "string"],
+                   description="with since: the window's end (default: the run's start)"),
+}
 
 
 @dataclass(frozen=True)
@@ -68,56 +91,70 @@ class Step:
     outcome_id: str  # the module itself, or the join after it
 
 
+@dataclass(frozen=True)
+class Where:
+    """What every task needs to find the project and its data on a worker."""
+
+    config: str  # the config file's absolute path
+    data_dir: str | None  # log_dir lives under it; None: $GITCRON_DATA_DIR, else the project
+
+
 def dag_from_config(path: str | os.PathLike[str], dag_id: str | None = None,
-                    schedule: Any = None) -> DAG:
+                    schedule: Any = None, *, data_dir: str | os.PathLike[str] | None = None,
+                    default_args: Mapping[str, Any] | None = None, queue: str | None = None,
+                    pool: str | None = None) -> DAG:
     """The DAG of the pipeline that the config at `path` describes.
 
-    Modules come from the same loader and planner as `orchestrator.py --list`.
-    `schedule`: a cron line (UTC; each run's window is its data interval) or any
-    Airflow schedule; default the config's `schedule`, else manual runs only.
+    `dag_id`: default the config's `name`. `schedule`: a cron line (in the
+    config's `timezone`; each run's window is its data interval) or any Airflow
+    schedule; default the config's `schedule`, else manual runs only.
+    `data_dir`: where `log_dir` lives (default $GITCRON_DATA_DIR, else beside the
+    config): outside a DAG bundle, whose checkout changes at every commit.
+    `default_args`, `queue`, `pool`: for every task.
     """
     config = cfg.load(str(path))
-    check_templatable(config)
+    task.airflow_env(config)  # checked now: a bad mapping is a parse error, not a failed run
     steps = plan_steps(plan.build(config, plan.Selection()).modules)
-    dag_id = dag_id or default_dag_id(config)
+    where = Where(str(config.path), str(data_dir) if data_dir is not None else None)
+    common = {k: v for k, v in (("queue", queue), ("pool", pool)) if v is not None}
     with DAG(
-        dag_id=dag_id,
-        schedule=timetable(schedule if schedule is not None else config.schedule),
+        dag_id=dag_id or configured_dag_id(config),
+        schedule=timetable(schedule if schedule is not None else config.schedule, config),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
-        params={"dry_run": Param(False, type="boolean"), "force": Param(False, type="boolean")},
+        params=dict(PARAMS),
+        default_args=dict(default_args or {}),
         doc_md=f"Pipeline of `{config.path}`: {', '.join(s.spec.name for s in steps)}.",
-        tags=["pipeline"],
+        tags=["gitcron"],
     ) as dag:
-        _tasks(config, dag_id, steps)
+        _tasks(config, where, steps, common)
     return dag
 
 
-def default_dag_id(config: Config) -> str:
-    """The config folder's name, e.g. `weather_pipeline`."""
-    return task_id(config.root.name) or "pipeline"
+def configured_dag_id(config: Config) -> str:
+    """The config's `name`: never a folder's name, which differs between the
+    dag-processor's checkout and a worker's (a Git DAG bundle)."""
+    name = config.raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise FatalError(f"{config.display}: name: set the pipeline's name (the DAG's id), "
+                         "or pass dag_id= to dag_from_config")
+    if NOT_TASK_ID.search(name):
+        raise FatalError(f"{config.display}: name: {name!r} is not a DAG id (letters, digits, "
+                         "'_', '.' and '-')")
+    return name
 
 
 def task_id(name: str) -> str:
-    """Airflow task and DAG ids allow letters, digits, `_`, `.` and `-`."""
+    """Airflow task ids allow letters, digits, `_`, `.` and `-`."""
     return NOT_TASK_ID.sub("_", name)
 
 
-def check_templatable(config: Config) -> None:
-    """Airflow renders bash_command, cwd and env with Jinja: a path holding `{{`
-    would be rendered, not run."""
-    for place in (config.root, config.log_dir):
-        if any(marker in str(place) for marker in JINJA_MARKERS):
-            raise FatalError(f"{config.display}: {place}: a path holding '{{{{', '{{%' or "
-                             "'{#' cannot run on Airflow (Jinja would render it)")
-
-
-def timetable(schedule: Any) -> Any:
+def timetable(schedule: Any, config: Config) -> Any:
     """A cron line gets data intervals (Airflow 3's default cron timetable has
-    none): they are the runs' windows."""
+    none), in the config's time zone: they are the runs' windows."""
     if isinstance(schedule, str) and len(schedule.split()) == 5:
-        return CronDataIntervalTimetable(schedule, timezone="UTC")
+        return CronDataIntervalTimetable(schedule, timezone=config.timezone_name)
     return schedule
 
 
@@ -151,126 +188,159 @@ def upstreams(steps: Sequence[Step]) -> dict[str, tuple[str, ...]]:
     return waits
 
 
-def bash_command(spec: ModuleSpec) -> str:
-    """`exec` the module, every word quoted; the trailing space keeps Airflow
-    from reading a command ending in `.sh` as a template file to load."""
-    return "exec " + shlex.join(spec.command) + " "
+def task_command(where: Where, name: str, run: str, attempt: int, outcome: str,
+                 recover: str | None = None) -> list[str]:
+    """The runner's own task command for one attempt of module `name`."""
+    argv = [sys.executable, "-m", "gitcron", "task", name, "--config", where.config,
+            "--run", run, "--attempt", str(attempt), "--outcome", outcome]
+    if recover is not None:
+        argv += ["--recover", recover]
+    if where.data_dir is not None:
+        argv += ["--data-dir", where.data_dir]
+    return argv
 
 
-def failure_text(exit_code: int | None) -> str:
-    """PIPELINE_FAILED_EXIT_CODE: the exit code, or `signal N`."""
-    if exit_code is None:
-        return "not started"
-    return f"signal {-exit_code}" if exit_code < 0 else str(exit_code)
+class ModuleOperator(BaseOperator):
+    """A module (or its recovery script) as a task: the runner's task command.
 
+    Only `airflow_env` (the config's `airflow.env`) is rendered with Jinja; the
+    module's path, name and everything else are passed as they are.
+    """
 
-class ModuleOperator(BashOperator):
-    """A module as a task: its command, its environment, its secrets masked."""
+    template_fields = ("airflow_env",)
 
-    def __init__(self, *, module_env: Mapping[str, str], mask_env: Sequence[str],
-                 keep_tokens: bool, unbuffered: bool, **kwargs: Any) -> None:
-        super().__init__(env=dict(module_env), append_env=True, do_xcom_push=False, **kwargs)
-        self.mask_env = tuple(mask_env)
-        self.keep_tokens = keep_tokens
-        self.unbuffered = unbuffered
-
-    def get_env(self, context: Any) -> dict[str, str]:
-        env = super().get_env(context)
-        if not self.keep_tokens:
-            for name in TOKENS:
-                env.pop(name, None)
-        env.update(context["ti"].xcom_pull(task_ids=START))
-        if self.unbuffered:
-            env.setdefault("PYTHONUNBUFFERED", "1")
-        for value in secret_values(env, self.mask_env):
-            mask_secret(value)
-        return env
-
-    def execute(self, context: Any) -> Any:
-        """Run it; note why an attempt failed, for its recovery script."""
-        try:
-            return super().execute(context)
-        except AirflowSkipException:
-            raise
-        except AirflowTaskTimeout:
-            context["ti"].xcom_push(key=FAILURE_KEY, value="timeout")
-            raise
-        except AirflowException:
-            process = self.subprocess_hook.sub_process
-            code = process.returncode if process is not None else None
-            context["ti"].xcom_push(key=FAILURE_KEY, value=failure_text(code))
-            raise
-
-
-class RecoveryOperator(ModuleOperator):
-    """A module's `on_failure` script: runs only if the module ran and failed."""
-
-    def __init__(self, *, failed_task: str, failed_module: str, **kwargs: Any) -> None:
+    def __init__(self, *, where: Where, module: str, airflow_env: Mapping[str, str],
+                 recovers: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.failed_task = failed_task
-        self.failed_module = failed_module
+        self.where = where
+        self.module = module
+        self.airflow_env = dict(airflow_env)
+        self.recovers = recovers  # the module task whose failure this recovers
+        self._process: subprocess.Popen[bytes] | None = None
 
-    def execute(self, context: Any) -> Any:
-        # all_failed also fires when the module never ran (upstream_failed);
-        # only a module that ran and failed left a failure behind.
-        failure = context["ti"].xcom_pull(task_ids=self.failed_task, key=FAILURE_KEY)
-        if failure is None:
-            raise AirflowSkipException(f"{self.failed_module} did not run: nothing to recover")
-        self.env = dict(self.env or {}, PIPELINE_FAILED_MODULE=self.failed_module,
-                        PIPELINE_FAILED_EXIT_CODE=str(failure))
-        return super().execute(context)
+    def execute(self, context: Any) -> None:
+        ti = context["ti"]
+        run = ti.xcom_pull(task_ids=START)
+        recover = None
+        if self.recovers is not None:
+            # all_failed also fires when the module never ran (upstream_failed);
+            # only a module that ran and failed left its outcome behind.
+            failed = ti.xcom_pull(task_ids=self.recovers, key=OUTCOME_KEY)
+            if not failed or failed.get("status") != "failed":
+                raise AirflowSkipException(f"{self.module} did not fail: nothing to recover")
+            recover = str(failed.get("failure"))
+        for value in self.airflow_env.values():
+            mask_secret(value)
+        with tempfile.TemporaryDirectory(prefix="gitcron-task-") as folder:
+            outcome_path = os.path.join(folder, "outcome.json")
+            argv = task_command(self.where, self.module, run, int(ti.try_number or 1),
+                                outcome_path, recover)
+            code = self._run(argv)
+            outcome = _read_json(outcome_path)
+        if outcome is not None:
+            ti.xcom_push(key=OUTCOME_KEY, value=outcome)
+        if code == MODULE_SKIP and self.recovers is None:
+            raise AirflowSkipException(f"{self.module}: skipped (exit code {MODULE_SKIP})")
+        if code != EXIT_OK:
+            raise AirflowException(f"{self.module}: {_how(outcome, code)}")
+
+    def _run(self, argv: list[str]) -> int:
+        env = dict(os.environ, **self.airflow_env)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (PACKAGE_ROOT, env.get("PYTHONPATH"))))
+        # stdin /dev/null: a task's own stdin is its socket to the supervisor.
+        self._process = process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=str(Path(self.where.config).parent), env=env)
+        try:
+            assert process.stdout is not None
+            for raw in process.stdout:
+                # Masked already by the runner (Airflow's own masker sees them too).
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                self.log.log(task_log_level(line), "%s", line)
+            return process.wait()
+        except BaseException:  # execution_timeout, or the task being stopped
+            self._stop()
+            raise
+
+    def _stop(self) -> None:
+        """SIGTERM: the task command stops its module's group, kills its leftovers
+        and exits; SIGKILL if it has not within the grace (and the cleanup)."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=2 * KILL_GRACE_SECONDS + 5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def on_kill(self) -> None:
+        self._stop()
 
 
-def static_env(config: Config, spec: ModuleSpec) -> dict[str, str]:
-    """The PIPELINE_* variables that do not change from run to run."""
-    return {
-        "PIPELINE_CONFIG": str(config.path),
-        "PIPELINE_LOG_DIR": str(config.log_dir.absolute()),
-        "PIPELINE_MODULE": spec.name,
-    }
+def task_log_level(line: str) -> int:
+    """The task log's level of a runner's line (`time | LEVEL | module | text`):
+    its own, with a module's stderr as INFO (Airflow has no level between)."""
+    parts = line.split(" | ", 2)
+    level = parts[1].strip() if len(parts) == 3 else "INFO"
+    return LOG_LEVELS.get(level, logging.INFO)
 
 
-def _module_task(config: Config, spec: ModuleSpec, task: str, **kwargs: Any) -> Any:
-    cls = RecoveryOperator if kwargs.get("failed_task") else ModuleOperator
-    return cls(
-        task_id=task,
-        bash_command=bash_command(spec),
-        cwd=str(config.root),
-        module_env=static_env(config, spec),
-        mask_env=config.mask_env,
-        keep_tokens=spec.github_token,
-        unbuffered=spec.unbuffered,
-        retries=spec.retries,
-        retry_delay=timedelta(seconds=spec.retry_delay_seconds),
-        execution_timeout=timedelta(seconds=spec.timeout_seconds),
+def _read_json(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _how(outcome: Mapping[str, Any] | None, code: int) -> str:
+    if outcome is None:
+        return f"the task command exited {code}"
+    return f"{outcome.get('status')} ({outcome.get('failure')})"
+
+
+def _module_task(where: Where, spec: ModuleSpec, task_id_: str, airflow_env: Mapping[str, str],
+                 common: Mapping[str, Any], **kwargs: Any) -> ModuleOperator:
+    return ModuleOperator(
+        task_id=task_id_,
+        where=where,
+        module=spec.name,
+        airflow_env=airflow_env,
+        execution_timeout=timedelta(seconds=spec.timeout_seconds + BACKSTOP_SECONDS),
+        **common,
         **kwargs,
     )
 
 
-def _tasks(config: Config, dag_id: str, steps: Sequence[Step]) -> None:
+def _tasks(config: Config, where: Where, steps: Sequence[Step], common: Mapping[str, Any]
+           ) -> None:
     tasks: dict[str, Any] = {
         START: PythonOperator(task_id=START, python_callable=functools.partial(
-            start_run, config, dag_id)),
+            start_run, where), **common),
         FINISH: PythonOperator(task_id=FINISH, python_callable=functools.partial(
-            finish_run, config, dag_id, steps), trigger_rule=TriggerRule.NONE_FAILED),
+            finish_run, where, steps), trigger_rule=TriggerRule.ALL_DONE, **common),
     }
+    airflow_env = task.airflow_env(config)
     for step in steps:
-        tasks.update(_step_tasks(config, step))
-    for task, waits in upstreams(steps).items():
+        tasks.update(_step_tasks(where, step, airflow_env, common))
+    for task_name, waits in upstreams(steps).items():
         for upstream in waits:
-            tasks[upstream] >> tasks[task]
+            tasks[upstream] >> tasks[task_name]
 
 
-def _step_tasks(config: Config, step: Step) -> dict[str, Any]:
+def _step_tasks(where: Where, step: Step, airflow_env: Mapping[str, str],
+                common: Mapping[str, Any]) -> dict[str, Any]:
     spec = step.spec
-    tasks = {step.task_id: _module_task(config, spec, step.task_id,
-                                        skip_on_exit_code=MODULE_SKIP,
-                                        trigger_rule=TriggerRule.NONE_FAILED)}
+    tasks = {step.task_id: _module_task(
+        where, spec, step.task_id, airflow_env, common, retries=spec.retries,
+        retry_delay=timedelta(seconds=spec.retry_delay_seconds),
+        trigger_rule=TriggerRule.NONE_FAILED)}
     ends = [tasks[step.task_id]]
     if spec.on_failure is not None and step.recovery_id is not None:
-        recovery = _module_task(config, spec.on_failure, step.recovery_id,
-                                skip_on_exit_code=None, trigger_rule=TriggerRule.ALL_FAILED,
-                                failed_task=step.task_id, failed_module=spec.name)
+        recovery = _module_task(where, spec, step.recovery_id, airflow_env, common, retries=0,
+                                trigger_rule=TriggerRule.ALL_FAILED, recovers=step.task_id)
         tasks[step.task_id] >> recovery
         tasks[step.recovery_id] = recovery
         ends.append(recovery)
@@ -278,124 +348,86 @@ def _step_tasks(config: Config, step: Step) -> dict[str, Any]:
         # Critical: go on if the module succeeded, skipped or was recovered.
         # Non-critical: go on whatever came of it.
         rule = TriggerRule.ONE_SUCCESS if spec.critical else TriggerRule.ALL_DONE
-        join = EmptyOperator(task_id=step.outcome_id, trigger_rule=rule)
+        join = EmptyOperator(task_id=step.outcome_id, trigger_rule=rule, **common)
         for end in ends:
             end >> join
         tasks[step.outcome_id] = join
     return tasks
 
 
-# What runs on the workers: the run's context first, the run's end last.
+# What runs on the workers: the run's start first, its end last.
 
-def window(config: Config, started: datetime, last_run_date: str | None,
-           interval: tuple[datetime | None, datetime | None] | None
-           ) -> tuple[datetime | None, datetime]:
-    """A scheduled run's data interval; else as `orchestrator.py` does it:
-    `window_minutes` before the start, or from last_run_date to the start."""
-    if interval is not None:
-        start, end = interval
-        if start is not None and end is not None and start < end:
-            return start.astimezone(config.tz), end.astimezone(config.tz)
-    if config.window_minutes:
-        return started - timedelta(minutes=config.window_minutes), started
-    return (cfg.parse_timestamp(last_run_date) if last_run_date else None), started
+def _load(where: Where) -> Config:
+    data_dir = where.data_dir or os.environ.get(task.DATA_DIR_VARIABLE)
+    return task.under_data_dir(cfg.load(where.config), data_dir)
 
 
-def claim_run_dir(log_dir: Path, started: datetime) -> tuple[str, Path]:
-    """A free run id and its folder, taken by creating it (`_2`, `_3`... if the
-    minute is taken)."""
-    runs = log_dir / runid.RUNS_FOLDER
-    runs.mkdir(parents=True, exist_ok=True)
-    stub = runid.stub(started)
-    n = 1
-    while True:
-        run_id = runid.with_suffix(stub, n)
-        try:
-            (runs / run_id).mkdir()
-        except FileExistsError:
-            n += 1
-            continue
-        return run_id, runs / run_id
+def run_window(config: Config, started: datetime, last_good: str | None,
+               params: Mapping[str, Any], interval: tuple[Any, Any] | None
+               ) -> tuple[Window, bool]:
+    """The run's window from Airflow's state, by the runner's own rule (window.py);
+    and whether the run is a backfill.
+
+    `since`/`until` params: that window (a backfill). A scheduled run: its data
+    interval, or with `window_minutes` the minutes before its end. A manual run:
+    the minutes before its start, or since the last good run.
+    """
+    if params.get("since"):
+        since = windows.parse_time(str(params["since"]), "since", config.tz)
+        until = (windows.parse_time(str(params["until"]), "until", config.tz)
+                 if params.get("until") else windows.in_zone(started, config.tz))
+        return windows.explicit(since, until), True
+    if params.get("until"):
+        raise FatalError("until: goes with since (the window's start)")
+    if interval is not None and interval[0] is not None and interval[1] is not None \
+            and interval[0] < interval[1]:
+        start = windows.iso(interval[0])
+        return windows.default(start, interval[1], config.window_minutes, config.tz), False
+    return windows.default(last_good, started, config.window_minutes, config.tz), False
 
 
-def run_env(run_id: str, run_dir: Path, started: datetime, last_run_date: str | None,
-            span: tuple[datetime | None, datetime], dry_run: bool, force: bool
-            ) -> dict[str, str]:
-    """The PIPELINE_* variables of one run, as every module of it sees them."""
-    return {
-        "PIPELINE_RUN_ID": run_id,
-        "PIPELINE_RUN_DIR": str(run_dir),
-        "PIPELINE_RUN_STARTED": started.isoformat(timespec="seconds"),
-        "PIPELINE_LAST_RUN_DATE": last_run_date or "",
-        "PIPELINE_WINDOW_START": span[0].isoformat(timespec="seconds") if span[0] else "",
-        "PIPELINE_WINDOW_END": span[1].isoformat(timespec="seconds"),
-        "PIPELINE_DRY_RUN": "1" if dry_run else "0",
-        "PIPELINE_FORCE": "1" if force else "0",
-    }
-
-
-def start_run(config: Config, dag_id: str, **context: Any) -> dict[str, str]:
-    """The run's id, folder and window; last_run_date from the DAG's Variable
-    (the config's own value until the first run on Airflow stored one)."""
-    started = datetime.now(config.tz).replace(microsecond=0)
-    before = Variable.get(dag_id, default=None) or config.last_run_date
+def start_run(where: Where, **context: Any) -> str:
+    """The run's id (claimed from its start), folder and window; "the last good
+    run" is the previous successful DAG run (the config's last_run_date before
+    the first one)."""
+    config = _load(where)
+    dag_run = context["dag_run"]
+    run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
+    started = (dag_run.start_date or datetime.now(timezone.utc)).replace(microsecond=0)
+    previous = context.get("prev_start_date_success")
+    last_good = (windows.iso(windows.in_zone(previous, config.tz)) if previous
+                 else config.last_run_date)
     interval = None
-    if context["dag_run"].run_type in INTERVAL_RUNS:
+    if run_type in INTERVAL_RUNS:
         interval = (context.get("data_interval_start"), context.get("data_interval_end"))
-    run_id, run_dir = claim_run_dir(config.log_dir.absolute(), started)
     params = context["params"]
-    return run_env(run_id, run_dir, started, before, window(config, started, before, interval),
-                   bool(params.get("dry_run")), bool(params.get("force")))
+    window, backfill = run_window(config, started, last_good, params, interval)
+    run = task.begin(config, started, last_good, window, dry_run=bool(params.get("dry_run")),
+                     force=bool(params.get("force")),
+                     backfill=backfill or run_type == "backfill",
+                     trigger=f"airflow {run_type}")
+    return run.to_json()
 
 
-def module_statuses(steps: Sequence[Step], states: Mapping[str, str | None]
-                    ) -> dict[str, ModuleStatus]:
-    """The run record's module statuses, from the states of the tasks."""
-    statuses = {}
-    for step in steps:
-        state = states.get(step.task_id)
-        recovered = step.recovery_id is not None and states.get(step.recovery_id) == "success"
-        if state == "failed":
-            statuses[step.spec.name] = "recovered" if recovered else "failed"
-        elif state in ("success", "skipped"):
-            statuses[step.spec.name] = str(state)
-        else:
-            statuses[step.spec.name] = "not_run"
-    return statuses
-
-
-def run_status(steps: Sequence[Step], statuses: Mapping[str, ModuleStatus]) -> str:
-    """success, partial or failed, as `orchestrator.py` decides it (README.md)."""
-    for step in steps:
-        if step.spec.critical and statuses.get(step.spec.name) == "failed":
-            return "failed"
-    bad = {"failed", "recovered"}
-    return "partial" if any(s in bad for s in statuses.values()) else "success"
-
-
-def finish_run(config: Config, dag_id: str, steps: Sequence[Step], **context: Any) -> str:
-    """Runs only when no critical module failed for good: store last_run_date
-    (not under dry_run, nor for a backfill) and drop an empty run folder."""
+def finish_run(where: Where, steps: Sequence[Step], **context: Any) -> str:
+    """Write the run record (history, status and --resume read it), the review
+    report and the notifications; fail when a critical module failed for good."""
     ti, dag_run = context["ti"], context["dag_run"]
-    run = ti.xcom_pull(task_ids=START)
-    states = ti.get_task_states(dag_id=dag_id, run_ids=[dag_run.run_id]).get(dag_run.run_id, {})
-    statuses = module_statuses(steps, states)
-    status = run_status(steps, statuses)
-    summary = ", ".join(f"{name} {state}" for name, state in statuses.items())
-    print(f"run {run['PIPELINE_RUN_ID']} {status}: {summary}")
-    if run["PIPELINE_DRY_RUN"] == "1":
-        print("last_run_date left alone: dry run")
-    elif dag_run.run_type == "backfill":
-        print("last_run_date left alone: backfill")
-    else:
-        Variable.set(dag_id, run["PIPELINE_RUN_STARTED"])
-        print(f"last_run_date = {run['PIPELINE_RUN_STARTED']} (Variable {dag_id!r})")
-    _remove_if_empty(Path(run["PIPELINE_RUN_DIR"]))
-    return status
-
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass  # it holds the run's outputs: keep it
+    run_json = ti.xcom_pull(task_ids=START)
+    if not run_json:
+        raise AirflowException(f"{START} did not run: no run to finish")
+    config = _load(where)
+    states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id]
+                                ).get(dag_run.run_id, {})
+    found = {}
+    for step in steps:
+        recovery = (ti.xcom_pull(task_ids=step.recovery_id, key=OUTCOME_KEY)
+                    if step.recovery_id else None)
+        found[step.spec.name] = task.TaskState(
+            states.get(step.task_id), ti.xcom_pull(task_ids=step.task_id, key=OUTCOME_KEY),
+            recovery)
+    record = task.finish(config, task.TaskRun.from_json(run_json), found, extra={
+        "airflow": {"dag_id": dag_run.dag_id, "dag_run_id": dag_run.run_id}})
+    if record["status"] == "failed":
+        raise AirflowException(f"run {record['run_id']} failed")
+    return str(record["status"])

@@ -38,7 +38,7 @@ examples:
                                                backfill three days, one run a day
   python orchestrator.py --dry-run --no-push   rehearse: no state, no commit
 """
-COMMANDS = ("history", "status", "init", "report")
+COMMANDS = ("history", "status", "init", "report", "task")
 # What `pip install -r requirements.txt` brings; without it, say so instead of a traceback.
 REQUIREMENTS = {"loguru", "git", "yaml", "dotenv", "croniter", "cron_descriptor"}
 
@@ -156,6 +156,10 @@ def _command(name: str) -> Callable[[list[str]], int]:
         from gitcron import report
 
         return report.report_main
+    if name == "task":  # one module of a run on Airflow (docs/airflow.md)
+        from gitcron import task
+
+        return task.task_main
     from gitcron import history
 
     return history.history_main if name == "history" else history.status_main

@@ -30,6 +30,7 @@ def project(root: Path, modules: list, **extra: object) -> Path:
         (root / path).write_text("print('hi')\n")
         if isinstance(entry, dict) and "on_failure" in entry:
             (root / entry["on_failure"]).write_text("echo undo\n")
+    extra.setdefault("name", "my_pipeline")
     (root / "config.json").write_text(json.dumps({"modules": modules, **extra}))
     return root / "config.json"
 
@@ -39,129 +40,95 @@ def upstream_ids(dag, task_id: str) -> set[str]:
 
 
 def test_fixture_dag_has_one_task_per_module_plus_joins_recovery_and_ends() -> None:
-    dag = af.dag_from_config(FIXTURE / "config.json", dag_id="fixture")
-    assert dag.dag_id == "fixture"
+    dag = af.dag_from_config(FIXTURE / "config.json")
+    assert dag.dag_id == "fixture"  # the config's name
     assert dag.max_active_runs == 1
     assert set(dag.task_ids) == {
-        "pipeline.start", "1.ok", "2.skip", "3.flaky", "4.optional", "4.optional.done",
-        "5.broken", "5.broken.on_failure", "5.broken.done", "6.fatal", "7.never",
-        "7.never.done", "pipeline.finish"}
+        "pipeline.start", "1.ok", "2.skip__ds__", "3.flaky", "4.stdin", "5.leaves_child",
+        "6.stubborn", "6.stubborn.done", "7.broken", "7.broken.on_failure", "7.broken.done",
+        "8.fatal", "9.never", "9.never.done", "pipeline.finish"}
     assert [t.task_id for t in dag.tasks if not t.downstream_task_ids] == ["pipeline.finish"]
-    assert set(dag.params.keys()) == {"dry_run", "force"}
+    assert set(dag.params.keys()) == {"dry_run", "force", "since", "until"}
 
 
 def test_fixture_dag_wires_gates_joins_and_trigger_rules() -> None:
-    dag = af.dag_from_config(FIXTURE / "config.json", dag_id="fixture")
+    dag = af.dag_from_config(FIXTURE / "config.json", dag_id="other")
+    assert dag.dag_id == "other"
     # After a non-critical module: its join and the last critical module (the gate).
-    assert upstream_ids(dag, "5.broken") == {"4.optional.done", "3.flaky"}
+    assert upstream_ids(dag, "7.broken") == {"6.stubborn.done", "5.leaves_child"}
     # A critical module with recovery is a gate through its join.
-    assert upstream_ids(dag, "6.fatal") == {"5.broken.done"}
-    assert upstream_ids(dag, "5.broken.done") == {"5.broken", "5.broken.on_failure"}
-    assert upstream_ids(dag, "pipeline.finish") == {"6.fatal", "7.never.done"}
+    assert upstream_ids(dag, "8.fatal") == {"7.broken.done"}
+    assert upstream_ids(dag, "7.broken.done") == {"7.broken", "7.broken.on_failure"}
+    assert upstream_ids(dag, "pipeline.finish") == {"8.fatal", "9.never.done"}
     rules = {t.task_id: str(t.trigger_rule.value if hasattr(t.trigger_rule, "value")
                             else t.trigger_rule) for t in dag.tasks}
-    assert rules["2.skip"] == "none_failed"
-    assert rules["4.optional.done"] == "all_done"
-    assert rules["5.broken.on_failure"] == "all_failed"
-    assert rules["5.broken.done"] == "one_success"
-    assert rules["pipeline.finish"] == "none_failed"
+    assert rules["2.skip__ds__"] == "none_failed"
+    assert rules["6.stubborn.done"] == "all_done"
+    assert rules["7.broken.on_failure"] == "all_failed"
+    assert rules["7.broken.done"] == "one_success"
+    assert rules["pipeline.finish"] == "all_done"
 
 
-def test_module_task_carries_the_contract(tmp_path: Path) -> None:
+def test_a_module_task_runs_the_runners_task_command(tmp_path: Path) -> None:
     config = project(tmp_path / "my project", [
-        {"path": "modules/1.a.py", "retries": 2, "retry_delay_seconds": 5,
-         "timeout_seconds": 90}, "modules/2.b.sh"], mask_env=["DB_URL"])
-    dag = af.dag_from_config(config)
-    assert dag.dag_id == "my_project"
-    task = dag.get_task("1.a")
+        {"path": "modules/1.a{{ds}}.py", "retries": 2, "retry_delay_seconds": 5,
+         "timeout_seconds": 90}], airflow={"env": {"API_TOKEN": "{{ conn.api.password }}"}})
+    dag = af.dag_from_config(config, queue="q1", pool="p1", default_args={"owner": "ops"})
+    task = dag.get_task("1.a__ds__")
     assert task.retries == 2 and task.retry_delay == timedelta(seconds=5)
-    assert task.execution_timeout == timedelta(seconds=90)
-    assert list(task.skip_on_exit_code) == [10]
-    assert task.cwd == str(tmp_path / "my project")
-    assert task.env["PIPELINE_MODULE"] == "1.a"
-    assert task.env["PIPELINE_CONFIG"] == str(config)
-    # Quoted (the folder has a space) and not read as a template file.
-    sh = dag.get_task("2.b").bash_command
-    assert sh == f"exec bash '{tmp_path}/my project/modules/2.b.sh' "
+    # The runner's timeout fires first; Airflow's is a backstop above it.
+    assert task.execution_timeout > timedelta(seconds=90)
+    assert (task.queue, task.pool, task.owner) == ("q1", "p1", "ops")
+    assert dag.get_task("pipeline.start").queue == "q1"
+    # Only the config's airflow.env is a template; the module's name is not.
+    assert task.template_fields == ("airflow_env",)
+    assert task.airflow_env == {"API_TOKEN": "{{ conn.api.password }}"}
+    assert task.module == "1.a{{ds}}"
+    argv = af.task_command(task.where, task.module, "{}", 2, "/tmp/o.json")
+    assert argv[1:5] == ["-m", "gitcron", "task", "1.a{{ds}}"]
+    assert argv[argv.index("--attempt") + 1] == "2"
 
 
-def test_get_env_merges_run_context_drops_tokens_and_masks_secrets(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.sdk._shared.secrets_masker import redact
-
-    config = project(tmp_path / "p", ["modules/1.a.py"], mask_env=["DB_URL"])
-    task = af.dag_from_config(config).get_task("1.a")
-    monkeypatch.setenv("GITHUB_TOKEN", "gh-token-value-1")
-    monkeypatch.setenv("MY_API_KEY", "api-key-value-2")
-    monkeypatch.setenv("DB_URL", "postgres://db-value-3")
-    run = af.run_env("20261123_06h00", tmp_path, datetime(2026, 11, 23, 6, tzinfo=UTC), None,
-                     (None, datetime(2026, 11, 23, 6, tzinfo=UTC)), True, False)
-
-    class TI:
-        def xcom_pull(self, task_ids: str, key: str = "return_value") -> object:
-            assert task_ids == af.START
-            return run
-
-    env = task.get_env({"ti": TI()})
-    assert "GITHUB_TOKEN" not in env
-    assert env["PIPELINE_RUN_ID"] == "20261123_06h00"
-    assert env["PIPELINE_DRY_RUN"] == "1"
-    assert env["PIPELINE_WINDOW_START"] == ""
-    assert env["PYTHONUNBUFFERED"] == "1"
-    assert env["PIPELINE_MODULE"] == "1.a"
-    line = redact("key api-key-value-2 url postgres://db-value-3")
-    assert "api-key-value-2" not in line and "db-value-3" not in line
+def test_dag_id_comes_from_the_config_never_from_the_folder(tmp_path: Path) -> None:
+    config = project(tmp_path / "tracking_repo", ["modules/1.a.py"], name="")
+    with pytest.raises(FatalError, match="name"):
+        af.dag_from_config(config)
+    assert af.dag_from_config(config, dag_id="given").dag_id == "given"
 
 
-def test_window_from_data_interval_minutes_or_last_run_date(tmp_path: Path) -> None:
+def test_windows_come_from_airflow_state_by_the_runners_rule(tmp_path: Path) -> None:
     config = cfg.load(str(project(tmp_path / "p", ["modules/1.a.py"])))
-    started = datetime(2026, 11, 23, 6, tzinfo=UTC)
+    started = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
     a, b = datetime(2026, 11, 22, 6, tzinfo=UTC), datetime(2026, 11, 23, 6, tzinfo=UTC)
-    assert af.window(config, started, None, (a, b)) == (a, b)
-    # An empty interval (a manual run) falls back to last_run_date.
-    assert af.window(config, started, "2026-11-20T00:00:00+00:00", (b, b))[0] == datetime(
-        2026, 11, 20, tzinfo=UTC)
-    assert af.window(config, started, None, None) == (None, started)
-
-
-def test_claim_run_dir_takes_the_next_free_suffix(tmp_path: Path) -> None:
-    moment = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
-    first = af.claim_run_dir(tmp_path, moment)
-    second = af.claim_run_dir(tmp_path, moment)
-    assert (first[0], second[0]) == ("20261123_06h00", "20261123_06h00_2")
-    assert second[1].is_dir()
-
-
-def test_statuses_and_run_status_follow_the_recovery_table() -> None:
-    config_steps = af.plan_steps(cfg.load(str(FIXTURE / "config.json")).modules or ())
-    states = {"1.ok": "success", "2.skip": "skipped", "3.flaky": "success",
-              "4.optional": "failed", "5.broken": "failed", "5.broken.on_failure": "success",
-              "6.fatal": "success", "7.never": "success"}
-    statuses = af.module_statuses(config_steps, states)
-    assert statuses["5.broken"] == "recovered"
-    assert statuses["2.skip"] == "skipped"
-    assert af.run_status(config_steps, statuses) == "partial"
-    statuses["6.fatal"] = "failed"
-    assert af.run_status(config_steps, statuses) == "failed"
-    assert af.module_statuses(config_steps, {})["1.ok"] == "not_run"
-
-
-def test_failure_text() -> None:
-    assert af.failure_text(7) == "7"
-    assert af.failure_text(-9) == "signal 9"
-    assert af.failure_text(None) == "not started"
+    # A scheduled run: its data interval.
+    assert af.run_window(config, started, None, {}, (a, b)) == ((a, b), False)
+    # A manual run: since the last good run; or since/until params (a backfill).
+    last = "2026-11-20T00:00:00+00:00"
+    assert af.run_window(config, started, last, {}, None)[0] == (
+        datetime(2026, 11, 20, tzinfo=UTC), started)
+    window, backfill = af.run_window(config, started, None, {"since": "2026-11-01",
+                                                              "until": "2026-11-02"}, None)
+    assert backfill and window.start == datetime(2026, 11, 1, tzinfo=UTC)
+    with pytest.raises(FatalError, match="since"):
+        af.run_window(config, started, None, {"since": "2026-11-03", "until": "2026-11-02"}, None)
+    # window_minutes: scheduled and manual alike.
+    minutes = config._replace(window_minutes=60.0)
+    assert af.run_window(minutes, started, None, {}, (a, b))[0].start == datetime(
+        2026, 11, 23, 5, tzinfo=UTC)
+    assert af.run_window(minutes, started, last, {}, None)[0].start == datetime(
+        2026, 11, 23, 5, 30, tzinfo=UTC)
 
 
 def test_bad_config_is_one_fatal_error(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
-    config.write_text('{"modules": ["modules/missing.py"]}')
+    config.write_text('{"name": "x", "modules": ["modules/missing.py"]}')
     with pytest.raises(FatalError, match="no such module file"):
         af.dag_from_config(config)
 
 
-def test_a_path_airflow_would_render_is_refused(tmp_path: Path) -> None:
-    config = project(tmp_path / "{{ x }}", ["modules/1.a.py"])
-    with pytest.raises(FatalError, match="Jinja"):
+def test_a_bad_airflow_env_mapping_is_refused(tmp_path: Path) -> None:
+    config = project(tmp_path / "p", ["modules/1.a.py"], airflow={"env": {"A": 1}})
+    with pytest.raises(FatalError, match="airflow.env"):
         af.dag_from_config(config)
 
 
@@ -172,8 +139,16 @@ def test_task_ids_that_would_collide_are_refused(tmp_path: Path) -> None:
         af.dag_from_config(config)
 
 
-def test_cron_schedule_gets_data_intervals(tmp_path: Path) -> None:
+def test_cron_schedule_gets_data_intervals_in_the_configs_time_zone(tmp_path: Path) -> None:
     from airflow.sdk import CronDataIntervalTimetable
 
-    dag = af.dag_from_config(project(tmp_path / "p", ["modules/1.a.py"]), schedule="0 6 * * *")
+    dag = af.dag_from_config(project(tmp_path / "p", ["modules/1.a.py"],
+                                     timezone="Europe/Paris"), schedule="0 6 * * *")
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert str(dag.timetable.timezone) == "Europe/Paris"
+
+
+def test_task_log_levels() -> None:
+    assert af.task_log_level("2026-11-23 06:00:01.123 | ERROR    | 1.a | boom") == 40
+    assert af.task_log_level("2026-11-23 06:00:01.123 | STDERR   | 1.a | x") == 20
+    assert af.task_log_level("no format | at all") == 20

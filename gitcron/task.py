@@ -1,0 +1,344 @@
+"""A run whose modules are tasks of another engine (Airflow): its start, each
+module as a task command, and its end.
+
+`python -m gitcron task NAME --config PATH --run JSON` runs one attempt of
+module NAME through the runner's own executor (execute.py): stdin /dev/null,
+its own process group, this process a child subreaper, the same kill on
+timeout and cleanup of leftovers, the same masking and levels, the environment
+of contract.py. Its lines go to stdout (the task's log) and, in the runner's
+line format, to the run's log file. Its exit code tells the engine how the
+module ended: 0 success, 10 skipped, 1 failed, 130 interrupted; `--outcome FILE`
+receives the attempt itself, for the run record.
+
+The engine does what is between: order, retries (`--attempt N` of the
+module's `retries` + 1), recovery (`--recover FAILURE`, a task of its own).
+`begin` claims the run's id and folder; `finish` writes its record and review,
+and sends its notifications, with the local runner's own functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from gitcron import config as cfg
+from gitcron import contract, execute, logs, runid
+from gitcron import plan as planning
+from gitcron import run as runner
+from gitcron import window as windows
+from gitcron.codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, MODULE_SKIP, FatalError
+from gitcron.config import Config, ModuleSpec
+from gitcron.contract import RunContext
+from gitcron.execute import Outcome
+from gitcron.logger import logger
+from gitcron.window import Window
+
+# The config's settings for Airflow: {"airflow": {"env": {"API_TOKEN": "{{ conn.api.password }}"}}}.
+AIRFLOW_KEY = "airflow"
+# The value of `--data-dir`, when the engine passes none: the root under which
+# log_dir lives instead of the config's folder (a DAG bundle's checkout is
+# replaced at every commit; the data must outlive it).
+DATA_DIR_VARIABLE = "GITCRON_DATA_DIR"
+TASK_EXIT_CODES = {"success": EXIT_OK, "skipped": MODULE_SKIP, "recovered": EXIT_OK}
+
+
+class TaskRun(NamedTuple):
+    """What every task of one run is handed: the run's identity and window."""
+
+    run_id: str
+    started: str  # ISO 8601 with offset
+    last_run_date: str | None
+    window_start: str | None
+    window_end: str
+    dry_run: bool = False
+    force: bool = False
+    backfill: bool = False
+    log_dir: str = ""  # absolute
+    trigger: str = "airflow"
+
+    def to_json(self) -> str:
+        return json.dumps(self._asdict())
+
+    @classmethod
+    def from_json(cls, text: str) -> TaskRun:
+        try:
+            data = json.loads(text)
+            return cls(**data)
+        except (ValueError, TypeError) as exc:
+            raise FatalError(f"--run: not a run of this runner ({exc})") from None
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.log_dir) / runid.log_name(self.run_id)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.log_dir) / runid.RUNS_FOLDER / self.run_id
+
+    @property
+    def window(self) -> Window:
+        start = cfg.parse_timestamp(self.window_start) if self.window_start else None
+        return Window(start, cfg.parse_timestamp(self.window_end))
+
+    def context(self, config: Config) -> RunContext:
+        return RunContext(
+            run_id=self.run_id, config_path=config.path, log_dir=Path(self.log_dir),
+            root=config.root, tz=config.tz, last_run_date=self.last_run_date,
+            started=cfg.parse_timestamp(self.started), dry_run=self.dry_run, force=self.force,
+            window_start=self.window.start, window_end=self.window.end, run_dir=self.run_dir,
+        )
+
+
+def under_data_dir(config: Config, data_dir: str | os.PathLike[str] | None) -> Config:
+    """The config with its log_dir moved under `data_dir` (kept relative to it as it
+    was to the config's folder); unchanged without one."""
+    if not data_dir:
+        return config
+    log_dir = config.log_dir.absolute()
+    try:
+        relative = log_dir.relative_to(config.root)
+    except ValueError:
+        return config  # an absolute log_dir outside the project stays where it is
+    return config._replace(log_dir=Path(data_dir).absolute() / relative)
+
+
+def airflow_env(config: Config) -> dict[str, str]:
+    """`airflow.env`: module variable -> a value for Airflow to render (checked)."""
+    settings = config.raw.get(AIRFLOW_KEY, {})
+    if not isinstance(settings, dict):
+        raise FatalError(f"{config.display}: {AIRFLOW_KEY}: must be an object")
+    unknown = set(settings) - {"env"}
+    if unknown:
+        raise FatalError(f"{config.display}: {AIRFLOW_KEY}: unknown key {sorted(unknown)[0]!r} "
+                         "(known: 'env')")
+    env = settings.get("env", {})
+    if not isinstance(env, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) for k, v in env.items()):
+        raise FatalError(f"{config.display}: {AIRFLOW_KEY}.env: must map variable names to "
+                         "strings, e.g. {\"API_TOKEN\": \"{{ conn.api.password }}\"}")
+    return dict(env)
+
+
+def masker_for(config: Config, env: Mapping[str, str]) -> logs.Masker:
+    """The runner's masker: `mask_env`, secret-looking names, and what Airflow renders."""
+    names = (*config.mask_env, *airflow_env(config))
+    return logs.Masker(logs.secret_values(env, names))
+
+
+def begin(config: Config, started: datetime, last_run_date: str | None, window: Window, *,
+          dry_run: bool = False, force: bool = False, backfill: bool = False,
+          trigger: str = "airflow") -> TaskRun:
+    """Claim the run's id (runid.claim: its log, created), make its folder, and
+    write the run's first lines."""
+    log_dir = config.log_dir.absolute()
+    try:
+        run_id, log_path, handle = runid.claim(log_dir, runid.stub(started.astimezone(config.tz)))
+    except OSError as exc:
+        raise FatalError(f"{config.display}: log_dir: cannot create a log in {log_dir}: "
+                         f"{exc.strerror or exc}") from None
+    run = TaskRun(run_id, contract.iso(started.astimezone(config.tz)), last_run_date,
+                  contract.iso(window.start) or None, contract.iso(window.end), dry_run, force,
+                  backfill, str(log_dir), trigger)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    modules = planning.build(config, planning.Selection()).modules
+    with logs.RunLog(config.tz, logs.Masker()) as runlog:
+        runlog.attach_file(handle)
+        flags = "".join((" (dry run)" if dry_run else "", " (force)" if force else "",
+                         " (backfill)" if backfill else ""))
+        logger.info(f"run {run_id} started{flags}: {len(modules)} module"
+                 f"{'' if len(modules) == 1 else 's'}: {', '.join(s.name for s in modules)}")
+        start = windows.iso(window.start) if window.start else "the beginning"
+        logger.info(f"window: {start} to {windows.iso(window.end)}")
+    return run
+
+
+# The task command.
+
+def task_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gitcron task", description="Run one attempt of one module of a run whose "
+        "modules are tasks of another engine (Airflow); see docs/airflow.md.")
+    parser.add_argument("name", help="the module's name, as in the plan")
+    parser.add_argument("--config", required=True, metavar="PATH")
+    parser.add_argument("--run", required=True, metavar="JSON",
+                        help="the run, as its start task handed it on")
+    parser.add_argument("--attempt", type=int, default=1, metavar="N",
+                        help="which attempt this is (1 for the first)")
+    parser.add_argument("--recover", metavar="FAILURE",
+                        help="run the module's on_failure script: the module failed so "
+                        "(an exit code, `timeout` or `signal N`)")
+    parser.add_argument("--outcome", metavar="FILE", help="write the attempt here, as JSON")
+    parser.add_argument("--data-dir", metavar="DIR", default=os.environ.get(DATA_DIR_VARIABLE),
+                        help=f"log_dir lives under DIR (default ${DATA_DIR_VARIABLE})")
+    return parser
+
+
+def task_main(argv: Sequence[str]) -> int:
+    args = task_parser().parse_args(argv)
+    config = under_data_dir(cfg.load(args.config), args.data_dir)
+    known = planning.build(config, planning.Selection()).modules
+    spec = _module(known, args.name, config)
+    if args.recover is not None and spec.on_failure is None:
+        raise FatalError(f"--recover: module {spec.name!r} has no on_failure script")
+    run = TaskRun.from_json(args.run)
+    env = cfg.load_env(config.root, os.environ)
+    ctx = run.context(config)
+    execute.become_subreaper()  # what a module leaves behind comes back to us, and ends
+    handle = open(run.log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 (RunLog closes it)
+    with execute.Cancel() as cancel, logs.RunLog(config.tz, masker_for(config, env)) as runlog:
+        runlog.attach_file(handle)
+        if args.recover is not None:
+            result = runner._recover(_failed(spec, args.recover, ctx), spec.on_failure, ctx, env,
+                                     runlog, cancel)
+        else:
+            result = attempt(spec, known.index(spec) + 1, len(known), args.attempt, ctx, env,
+                             runlog, cancel)
+        interrupted = cancel.requested
+    if args.outcome:
+        cfg.write_atomic(Path(args.outcome), json.dumps(outcome_json(result)) + "\n")
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if args.recover is not None:
+        return EXIT_OK if result.status == "recovered" else EXIT_FAILED
+    return TASK_EXIT_CODES.get(result.status, EXIT_FAILED)
+
+
+def _module(known: Sequence[ModuleSpec], name: str, config: Config) -> ModuleSpec:
+    for spec in known:
+        if spec.name == name:
+            return spec
+    raise FatalError(f"{config.display}: no module named {name!r} (known: "
+                     f"{', '.join(s.name for s in known)})")
+
+
+def attempt(spec: ModuleSpec, position: int, total: int, number: int, ctx: RunContext,
+            env: Mapping[str, str], runlog: logs.RunLog, cancel: execute.Cancel
+            ) -> runner.ModuleResult:
+    """One attempt, logged as the local runner logs it: its start (the first attempt),
+    a retry warning when attempts are left, else how the module ended."""
+    log = logger.bind(module=spec.name)
+    if number == 1:
+        log.info(f"[{position}/{total}] starting {spec.rel}")
+    outcome = execute.run_module(spec, ctx, contract.module_env(env, ctx, spec),
+                                 partial(runlog.output, spec.name), cancel)
+    status = "failed" if cancel.requested else runner.status_of(outcome)
+    outcome = outcome._replace(stderr_tail=runner.masked_tail(outcome.stderr_tail, runlog.masker))
+    result = runner.ModuleResult(spec, status, number, outcome, outcome)
+    if status == "failed" and number <= spec.retries and not cancel.requested:
+        if outcome.stray_processes:
+            log.warning("the module left processes running; they were killed")
+        log.warning(f"attempt {number} failed ({outcome.describe()}); retrying in "
+                    f"{spec.retry_delay_seconds:g} s")
+    else:
+        runner._report(result)
+    return result
+
+
+def _failed(spec: ModuleSpec, failure: str, ctx: RunContext) -> runner.ModuleResult:
+    """The module's last attempt, as much as its recovery script is told of it."""
+    now = datetime.now(ctx.tz)
+    code: int | None = None
+    if failure.startswith("signal "):
+        code = -int(failure.split()[1])
+    elif failure.lstrip("-").isdigit():
+        code = int(failure)
+    outcome = Outcome(code, now, now, 0.0, timed_out=failure == "timeout")
+    return runner.ModuleResult(spec, "failed", 1, outcome, outcome)
+
+
+def outcome_json(result: runner.ModuleResult) -> dict[str, Any]:
+    """A module's attempt (or recovery) for the finish task: enough to rebuild it."""
+    def one(outcome: Outcome | None) -> dict[str, Any] | None:
+        if outcome is None:
+            return None
+        data = outcome._asdict()
+        data["started"] = outcome.started.isoformat()
+        data["finished"] = outcome.finished.isoformat()
+        data["stderr_tail"] = list(outcome.stderr_tail)
+        return data
+
+    last = result.recovery if result.recovery is not None else result.last
+    return {"status": result.status, "attempts": result.attempts,
+            "outcome": one(result.last), "recovery": one(result.recovery),
+            "failure": runner.failed_exit_code(last) if last is not None else None}
+
+
+def outcome_of(data: Mapping[str, Any] | None) -> Outcome | None:
+    if not data:
+        return None
+    values = dict(data)
+    values["started"] = cfg.parse_timestamp(values["started"])
+    values["finished"] = cfg.parse_timestamp(values["finished"])
+    values["stderr_tail"] = tuple(values.get("stderr_tail") or ())
+    return Outcome(**{k: v for k, v in values.items() if k in Outcome._fields})
+
+
+# The run's end.
+
+class TaskState(NamedTuple):
+    """What the engine knows of one module: its task's state and what it wrote."""
+
+    state: str | None  # success, skipped, failed, upstream_failed, None...
+    attempt: Mapping[str, Any] | None  # outcome_json of its last attempt
+    recovery: Mapping[str, Any] | None  # outcome_json of its recovery task
+
+
+def module_results(modules: Sequence[ModuleSpec], states: Mapping[str, TaskState]
+                   ) -> list[runner.ModuleResult]:
+    """The run's ModuleResults, as the local runner would have them."""
+    results = []
+    for spec in modules:
+        task = states.get(spec.name) or TaskState(None, None, None)
+        attempt_ = task.attempt
+        last = outcome_of(attempt_.get("outcome")) if attempt_ else None
+        if last is None or task.state not in ("success", "skipped", "failed"):
+            results.append(runner.ModuleResult(spec, "not_run"))
+            continue
+        recovery = outcome_of(task.recovery.get("recovery")) if task.recovery else None
+        status = str(attempt_.get("status")) if attempt_ else "failed"
+        if status == "failed" and task.recovery and task.recovery.get("status") == "recovered":
+            status = "recovered"
+        attempts = int(attempt_.get("attempts") or 1) if attempt_ else 1
+        results.append(runner.ModuleResult(spec, status, attempts, last, last, recovery))  # type: ignore[arg-type]
+    return results
+
+
+def finish(config: Config, run: TaskRun, states: Mapping[str, TaskState], *,
+           extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write the run's record (and review report), tidy its folder, send its
+    notifications, with the local runner's own functions; the record."""
+    env = cfg.load_env(config.root, os.environ)
+    masker = masker_for(config, env)
+    plan = planning.build(config, planning.Selection())
+    results = module_results(plan.modules, states)
+    status = runner.run_status(results, False)
+    log_dir = Path(run.log_dir)
+    result = runner.RunResult(run.run_id, status, cfg.parse_timestamp(run.started), run.log_path,
+                              log_dir / runid.record_name(run.run_id), run.window, run.run_dir,
+                              modules=results)
+    options = runner.Options(dry_run=run.dry_run, force=run.force)
+    config = config._replace(last_run_date=run.last_run_date)
+    handle = open(run.log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 (RunLog closes it)
+    with logs.RunLog(config.tz, masker) as runlog:
+        runlog.attach_file(handle)
+        record = runner._record(config, plan, result, options, env,
+                                run.window if run.backfill else None, result.run_dir)
+        record["trigger"] = run.trigger
+        record.update(extra or {})
+        record = runner._mask(record, masker)
+        result.record = record
+        if status in runner.REVIEWED:
+            result.review = runner._write_review(config, result, record, env, masker)
+        if runner._close_run_dir(result.run_dir) is None:
+            record["run_dir"] = None
+        cfg.write_atomic(result.record_path, json.dumps(record, indent=2, ensure_ascii=False)
+                         + "\n")
+        runner._farewell(result, record)
+        runner._notify(config, result, options, env, masker, None)
+    return record

@@ -43,7 +43,7 @@ from typing import Any
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable, Param, TriggerRule
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.sdk.log import mask_secret
 
 import gitcron
@@ -241,6 +241,9 @@ class ModuleOperator(BaseOperator):
             ti.xcom_push(key=OUTCOME_KEY, value=outcome)
         if code == MODULE_SKIP and self.recovers is None:
             raise AirflowSkipException(f"{self.module}: skipped (exit code {MODULE_SKIP})")
+        if code != EXIT_OK and outcome is not None and outcome.get("retry") is False:
+            # The module's retry policy says no more (retry_on_exit_codes, or none left).
+            raise AirflowFailException(f"{self.module}: {_how(outcome, code)}")
         if code != EXIT_OK:
             raise AirflowException(f"{self.module}: {_how(outcome, code)}")
 
@@ -336,6 +339,8 @@ def _step_tasks(where: Where, step: Step, airflow_env: Mapping[str, str],
     tasks = {step.task_id: _module_task(
         where, spec, step.task_id, airflow_env, common, retries=spec.retries,
         retry_delay=timedelta(seconds=spec.retry_delay_seconds),
+        retry_exponential_backoff=2.0 if spec.retry_backoff == "exponential" else 0,
+        max_retry_delay=timedelta(seconds=spec.retry_max_delay_seconds),
         trigger_rule=TriggerRule.NONE_FAILED)}
     ends = [tasks[step.task_id]]
     if spec.on_failure is not None and step.recovery_id is not None:

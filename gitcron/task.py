@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gitcron import config as cfg
-from gitcron import contract, execute, logs, runid
+from gitcron import contract, execute, logs, retry, runid
 from gitcron import plan as planning
 from gitcron import run as runner
 from gitcron import window as windows
@@ -193,15 +193,17 @@ def task_main(argv: Sequence[str]) -> int:
     handle = open(run.log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 (RunLog closes it)
     with execute.Cancel() as cancel, logs.RunLog(config.tz, masker_for(config, env)) as runlog:
         runlog.attach_file(handle)
+        again = False
         if args.recover is not None:
             result = runner._recover(_failed(spec, args.recover, ctx), spec.on_failure, ctx, env,
                                      runlog, cancel)
         else:
-            result = attempt(spec, known.index(spec) + 1, len(known), args.attempt, ctx, env,
-                             runlog, cancel)
+            result, again = attempt(spec, known.index(spec) + 1, len(known), args.attempt, ctx,
+                                    env, runlog, cancel)
         interrupted = cancel.requested
     if args.outcome:
-        cfg.write_atomic(Path(args.outcome), json.dumps(outcome_json(result)) + "\n")
+        cfg.write_atomic(Path(args.outcome), json.dumps(dict(outcome_json(result), retry=again))
+                         + "\n")
     if interrupted:
         return EXIT_INTERRUPTED
     if args.recover is not None:
@@ -219,9 +221,10 @@ def _module(known: Sequence[ModuleSpec], name: str, config: Config) -> ModuleSpe
 
 def attempt(spec: ModuleSpec, position: int, total: int, number: int, ctx: RunContext,
             env: Mapping[str, str], runlog: logs.RunLog, cancel: execute.Cancel
-            ) -> runner.ModuleResult:
+            ) -> tuple[runner.ModuleResult, bool]:
     """One attempt, logged as the local runner logs it: its start (the first attempt),
-    a retry warning when attempts are left, else how the module ended."""
+    a retry warning when the module's retry policy (retry.py) retries it, else how
+    the module ended; and whether the engine is to try again."""
     log = logger.bind(module=spec.name)
     if number == 1:
         log.info(f"[{position}/{total}] starting {spec.rel}")
@@ -230,14 +233,14 @@ def attempt(spec: ModuleSpec, position: int, total: int, number: int, ctx: RunCo
     status = "failed" if cancel.requested else runner.status_of(outcome)
     outcome = outcome._replace(stderr_tail=runner.masked_tail(outcome.stderr_tail, runlog.masker))
     result = runner.ModuleResult(spec, status, number, outcome, outcome)
-    if status == "failed" and number <= spec.retries and not cancel.requested:
-        if outcome.stray_processes:
-            log.warning("the module left processes running; they were killed")
-        log.warning(f"attempt {number} failed ({outcome.describe()}); retrying in "
-                    f"{spec.retry_delay_seconds:g} s")
-    else:
-        runner._report(result)
-    return result
+    if status == "failed" and not cancel.requested and not outcome.write_error:
+        decision = retry.decide(spec.retry_policy, number, outcome.exit_code, outcome.timed_out)
+        if decision.retry:
+            log.warning(f"attempt {number} failed ({outcome.describe()}); {decision.why}")
+            return result, True
+        runner._not_retried(log, spec, outcome, number, decision.why)
+    runner._report(result)
+    return result, False
 
 
 def _failed(spec: ModuleSpec, failure: str, ctx: RunContext) -> runner.ModuleResult:

@@ -74,11 +74,20 @@ def test_exit_codes_tell_the_engine_how_the_module_ended(project: Project) -> No
     run = begin(project)
     assert run_task(project, run, "1.skip")[0].returncode == MODULE_SKIP
     first, outcome = run_task(project, run, "2.bad")
-    assert first.returncode == 1 and outcome["failure"] == "7"
+    assert first.returncode == 1 and outcome["failure"] == "7" and outcome["retry"] is True
     assert "attempt 1 failed (exit code 7); retrying in 0 s" in first.stdout
     last, _ = run_task(project, run, "2.bad", "--attempt", "2")
     assert last.returncode == 1
     assert "failed (critical): exit code 7, after 2 attempts" in last.stdout
+
+
+def test_the_retry_policy_decides_whether_the_engine_tries_again(project: Project) -> None:
+    project.module("1.bad.py", fail(3))
+    project.config(modules=[{"path": "modules/1.bad.py", "retries": 2,
+                             "retry_on_exit_codes": [75]}])
+    done, outcome = run_task(project, begin(project), "1.bad")
+    assert done.returncode == 1 and outcome["retry"] is False
+    assert "exit code 3 is not in retry_on_exit_codes [75]" in done.stdout
 
 
 def test_leftovers_are_killed_and_the_task_ends(project: Project) -> None:

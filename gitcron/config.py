@@ -1,5 +1,8 @@
 """Load, validate and atomically save config.json; a typed view of it.
 
+Every key is declared once, as a field of the class that holds it (`setting`:
+kind, default, one line of description); `gitcron.schema` reads the file
+against those fields and writes the reference in `docs/config.md` from them.
 Every key is optional. Unknown top-level keys belong to the modules and are
 kept untouched, in their order, whenever the file is written.
 """
@@ -13,13 +16,15 @@ import re
 import stat
 import string
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, NoReturn
+from typing import Any, Literal, NamedTuple
 
-from gitcron import retry
+from gitcron import retry, schema
 from gitcron.codes import MODULE_OK, MODULE_SKIP, FatalError
+from gitcron.schema import Invalid, Kind, Reader, setting, show, simple
 
 PushMode = Literal["auto", "always", "never"]
 CommitMode = Literal["always", "changes"]
@@ -28,40 +33,289 @@ ConfigKind = Literal["json", "yaml"]
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_LOG_DIR = "data and logs"
 DEFAULT_COMMIT_MESSAGE = "pipeline: {status} run {run_id} [skip ci]"
-MODULE_KEYS = frozenset(
-    {"path", "critical", "timeout_seconds", "retries", "retry_delay_seconds", "enabled",
-     "on_failure", "github_token", "unbuffered", "retry_on_exit_codes", "retry_backoff",
-     "retry_max_delay_seconds"}
-)
 DEFAULT_RETRY_MAX_DELAY_SECONDS = 3600.0
-GIT_KEYS = frozenset(
-    {"push", "remote", "branch", "paths", "commit_message", "author_name",
-     "author_email", "push_retries", "commit"}
-)
 # A module file name starts with a number, then ".", "_" or "-" (README: "config.json", `modules`).
 NUMBERED = re.compile(r"^(\d+)[._-](.+)$")
+CONFIG_NAMES = ("config.json", "config.yaml", "config.yml")
+MAX_SECONDS = 7 * 24 * 3600.0  # a week: far below the event loop's own limit (~24.8 days)
+MAX_RETRIES = 100
+MAX_MINUTES = 10 * 366 * 24 * 60.0  # a window or a grace of ten years: more is a typo
+RUN_STATUSES = ("success", "partial", "failed", "interrupted")
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of settings; more is a mistake (or /dev/zero)
+MAX_DEPTH = 64  # a config nested deeper is not one, and would strain every walk of it
+MAX_ENV_BYTES = 1 << 20  # Linux passes at most ARG_MAX (2 MiB, often less) to a program
+# Linux's MAX_ARG_STRLEN (128 KiB) less the NUL: execve() refuses a longer NAME=value (E2BIG).
+MAX_VARIABLE_BYTES = 128 * 1024 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads lets "\\ud800" through; UTF-8 cannot
 
 
-class ModuleSpec(NamedTuple):
+# --- Kinds of values ----------------------------------------------------------------------
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"must be true or false (got {show(value)})")
+    return value
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"must be a string (got {show(value)})")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"must be a non-empty string (got {show(value)})")
+    return value
+
+
+def _path(value: Any) -> str:
+    if "\0" in _text(value):
+        raise Invalid("holds a NUL character")
+    return value
+
+
+def _outside_git(value: str) -> str:
+    """A path in `.git` is git's own: logs there are never committed, and `git add`
+    of it adds nothing (`.GIT` too: git refuses the name in any case)."""
+    if any(part.casefold() == ".git" for part in re.split(r"[/\\]", value)):
+        raise Invalid(f"{value!r} is inside .git, which is git's own folder: choose another path")
+    return value
+
+
+def _git_paths(value: Any, reader: Reader, key: str) -> tuple[str, ...]:
+    paths = _strings(value)
+    for i, path in enumerate(paths):
+        reader.value(OUTSIDE_GIT, path, f"{key}[{i}]")
+    return paths
+
+
+def _optional_string(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise Invalid(f"must be a string or null (got {show(value)})")
+    return value
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+            isinstance(v, str) and v and "\0" not in v for v in value):
+        raise Invalid(f"must be a list of non-empty strings (got {show(value)})")
+    return tuple(value)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise Invalid(f"must be a number (got {show(value)})")
+    return value
+
+
+def seconds_up_to_a_week(*, zero: bool) -> Kind:
+    """A duration in seconds, at most 7 days; above 0, or from 0 when `zero`."""
+    text = (f"seconds from 0 to {MAX_SECONDS:.0f} (7 days)" if zero
+            else f"seconds above 0 and at most {MAX_SECONDS:.0f} (7 days)")
+
+    def convert(value: Any) -> float:
+        number = _number(value)
+        low_ok = number >= 0 if zero else number > 0
+        if not low_ok or number > MAX_SECONDS:
+            raise Invalid(f"must be a number of {text} (got {show(value)})")
+        return float(number)
+    return simple(text, convert)
+
+
+def _minutes(value: Any) -> float:
+    number = _number(value)
+    if not 0 < number <= MAX_MINUTES:
+        raise Invalid(f"must be a number of {MINUTES.text} (got {show(value)})")
+    return float(number)
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+        raise Invalid(f"must be {COUNT.text} (got {show(value)})")
+    return value
+
+
+def one_of(*choices: str) -> Kind:
+    quoted = [f'"{choice}"' for choice in choices]
+    text = f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+    def convert(value: Any) -> str:
+        if value not in choices:
+            raise Invalid(f"must be {text} (got {show(value)})")
+        return value
+    return simple(text, convert)
+
+
+def _template(value: Any) -> str:
+    """Only plain `{run_id}` and `{status}`: a format spec such as `{status:>99999999}`
+    would be run at the end of every run."""
+    text = _string(value)
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv
+                  in string.Formatter().parse(text) if name is not None]
+    except ValueError as exc:
+        raise Invalid(f"not a valid template ({exc})") from None
+    for name, spec, conv in fields:
+        if name not in ("run_id", "status") or spec or conv:
+            shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            raise Invalid(f"only {{run_id}} and {{status}} may be used ({shown} is not)")
+    return value
+
+
+def _timestamp(value: Any) -> str | None:
+    if _optional_string(value) is None:
+        return None
+    try:
+        parsed = parse_timestamp(value)
+        parsed.astimezone(timezone.utc)  # 9999-12-31T23:59-14:00 is past the last instant
+    except (ValueError, OverflowError):
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise Invalid(f"must be an ISO 8601 time with offset (got {value!r})")
+    return value
+
+
+def _zone_name(value: Any) -> str:
+    name = _string(value)
+    try:
+        zone(name)
+    except ValueError:
+        raise Invalid(f"unknown IANA time zone {value!r} "
+                      "(e.g. \"UTC\", \"Europe/Paris\")") from None
+    return value
+
+
+def _cron(value: Any) -> str | None:
+    """A cron line of five fields (checked in full when `status` reads it)."""
+    if _optional_string(value) is not None and len(value.split()) != 5:
+        raise Invalid(f"must be a cron line of five fields, in UTC (got {value!r})")
+    return value
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise Invalid(f"must be a port number (got {show(value)})")
+    return value
+
+
+def _addresses(value: Any) -> tuple[str, ...]:
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not value or not all(
+            isinstance(a, str) and "@" in a for a in value):
+        raise Invalid("must be an address or a list of addresses")
+    return tuple(value)
+
+
+def _url(value: Any) -> str:
+    if not _text(value).startswith(("http://", "https://", "${")):
+        raise Invalid("must be an http:// or https:// URL")
+    return value
+
+
+def _headers(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise Invalid("must be an object of strings")
+    return tuple(value.items())
+
+
+def _statuses(value: Any) -> tuple[str, ...]:
+    for status in _strings(value):
+        if status not in RUN_STATUSES:
+            raise Invalid(f"{status!r} is not a run status ({', '.join(RUN_STATUSES)})")
+    return tuple(value)
+
+
+def _exit_codes(value: Any) -> tuple[int, ...] | None:
+    """Exit codes a failure is retried on: 1 to 255, but not the skip."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise Invalid(f"must be a list of exit codes, e.g. [75] (got {show(value)})")
+    for code in value:
+        if code == MODULE_SKIP:
+            raise Invalid(f"{code} means skipped, which is never retried")
+        if not MODULE_OK < code <= 255:
+            raise Invalid(f"{code} is not the exit code of a failure (1 to 255)")
+    return tuple(value)
+
+
+def _list(problem: str) -> Any:
+    def convert(value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise Invalid(problem)
+        return value
+    return convert
+
+
+BOOL = simple("true or false", _bool)
+TEXT = simple("a non-empty string", _text)
+PATH = simple("a path (relative to the config's folder)", _path)
+OUTSIDE_GIT = simple("a path outside `.git`", _outside_git)
+LOG_DIR = simple("a path (relative to the config's folder), outside `.git`",
+                 lambda value: _outside_git(_path(value)))
+GIT_PATHS = Kind("a list of paths, outside `.git`", _git_paths)
+OPTIONAL_PATH = simple("a path (relative to the config's folder) or null",
+                       lambda value: None if value is None else _path(value))
+OPTIONAL_STRING = simple("a string or null", _optional_string)
+STRINGS = simple("a list of non-empty strings", _strings)
+SECONDS = seconds_up_to_a_week(zero=False)
+SECONDS_OR_ZERO = seconds_up_to_a_week(zero=True)
+COUNT = simple(f"a whole number from 0 to {MAX_RETRIES}", _count)
+MINUTES = simple(f"minutes above 0 and at most {MAX_MINUTES:.0f} (10 years)", _minutes)
+OPTIONAL_MINUTES = simple(f"{MINUTES.text}, or null",
+                          lambda value: None if value is None else _minutes(value))
+TEMPLATE = simple("a message with `{run_id}` and `{status}`", _template)
+TIMESTAMP = simple("an ISO 8601 time with offset, or null", _timestamp)
+ZONE = simple("an IANA time zone", _zone_name)
+CRON = simple("a cron line of five fields (UTC), or null", _cron)
+PORT = simple("a port number", _port)
+ADDRESSES = simple("an address or a list of addresses", _addresses)
+URL = simple("an http:// or https:// URL; `${NAME}` is the variable NAME", _url)
+HEADERS = simple("an object of strings; `${NAME}` is the variable NAME", _headers)
+STATUSES = simple("a list of run statuses", _statuses)
+EXIT_CODES = simple("a list of exit codes (1 to 255, not 10), or null", _exit_codes)
+BACKOFF = one_of(*retry.BACKOFFS)
+MODULES = simple("a list of paths or objects (see below)",
+                 _list("must be a list of paths or objects with a path"))
+
+
+# --- The keys, and the typed view they make -----------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModuleSpec:
     """One module of the pipeline, as configured (or discovered)."""
 
     path: Path  # absolute
-    rel: str  # relative to the config's folder, with forward slashes
     name: str  # file name without its extension: "1.file_retrieval"
     command: tuple[str, ...]
-    critical: bool = True
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
-    retries: int = 0
-    retry_delay_seconds: float = 0.0
-    enabled: bool = True
+    rel: str = setting(PATH, doc="the module file", key="path")  # with forward slashes
+    critical: bool = setting(BOOL, True, "a failure stops the run; the rest are not_run")
+    timeout_seconds: float = setting(SECONDS, DEFAULT_TIMEOUT_SECONDS,
+                                     "stopped, with its children, after this long",
+                                     inherit="default_timeout_seconds")
+    retries: int = setting(COUNT, 0, "runs again after a failure, up to this many times")
+    retry_delay_seconds: float = setting(SECONDS_OR_ZERO, 0.0, "the wait before a retry")
+    enabled: bool = setting(BOOL, True, "false: listed, but not run")
     # The recovery script, run once after the module failed for good; a spec of its
     # own named "<module>.on_failure", with the module's timeout and no retries.
-    on_failure: ModuleSpec | None = None
-    github_token: bool = False  # keep GITHUB_TOKEN and GH_TOKEN in its environment
-    unbuffered: bool = True  # PYTHONUNBUFFERED=1 unless already set
-    retry_on_exit_codes: tuple[int, ...] | None = None  # None: every failure is retried
-    retry_backoff: retry.Backoff = "fixed"
-    retry_max_delay_seconds: float = DEFAULT_RETRY_MAX_DELAY_SECONDS
+    on_failure: ModuleSpec | None = setting(
+        OPTIONAL_PATH, None, "a recovery script, run once after the module failed for good")
+    github_token: bool = setting(BOOL, False, "keep GITHUB_TOKEN and GH_TOKEN in its environment")
+    unbuffered: bool = setting(BOOL, True, "PYTHONUNBUFFERED=1 unless already set")
+    retry_on_exit_codes: tuple[int, ...] | None = setting(
+        EXIT_CODES, None, "retry only failures with these exit codes (null: every failure)",
+        inherit="retry_on_exit_codes")
+    retry_backoff: retry.Backoff = setting(
+        BACKOFF, "fixed", "`exponential`: each wait doubles the one before",
+        inherit="retry_backoff")
+    retry_max_delay_seconds: float = setting(
+        SECONDS, DEFAULT_RETRY_MAX_DELAY_SECONDS, "the longest wait before a retry",
+        inherit="retry_max_delay_seconds")
 
     @property
     def retry_policy(self) -> retry.Policy:
@@ -79,16 +333,23 @@ class ModuleSpec(NamedTuple):
         return match.group(2) if match else None
 
 
-class GitSettings(NamedTuple):
-    push: PushMode = "auto"
-    remote: str = "origin"
-    branch: str | None = None
-    paths: tuple[str, ...] = ()
-    commit_message: str = DEFAULT_COMMIT_MESSAGE
-    author_name: str | None = None
-    author_email: str | None = None
-    push_retries: int = 3
-    commit: CommitMode = "always"
+@dataclass(frozen=True, kw_only=True)
+class GitSettings:
+    push: PushMode = setting(
+        one_of("auto", "always", "never"), "auto",
+        "commit and push back; `auto`: under GitHub Actions or with a GITHUB_TOKEN")
+    remote: str = setting(TEXT, "origin", "the remote to push to")
+    branch: str | None = setting(OPTIONAL_STRING, None,
+                                 "the branch to push to (null: the current one)")
+    paths: tuple[str, ...] = setting(GIT_PATHS, (), "more paths committed with each run")
+    commit_message: str = setting(TEMPLATE, DEFAULT_COMMIT_MESSAGE, "the commit's message")
+    author_name: str | None = setting(OPTIONAL_STRING, None, "the commit's author (null: git's)")
+    author_email: str | None = setting(OPTIONAL_STRING, None,
+                                       "the commit's author e-mail (null: git's)")
+    push_retries: int = setting(COUNT, 3, "rebase and push again this many times")
+    commit: CommitMode = setting(
+        one_of("always", "changes"), "always",
+        "`changes`: no commit when every module skipped and `paths` did not change")
 
     def wanted(self, flag: bool | None, dry_run: bool, env: Mapping[str, str]) -> bool:
         return self.decide(flag, dry_run, env)[0]
@@ -115,24 +376,69 @@ class Webhook(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()
 
 
-class Email(NamedTuple):
-    to: tuple[str, ...]
-    sender: str
-    host: str
-    port: int = 587
-    starttls: bool = False
-    ssl: bool = False  # implicit TLS (port 465)
-    username_env: str | None = None
-    password_env: str | None = None
-    attach_log: bool = False
+@dataclass(frozen=True, kw_only=True)
+class Email:
+    to: tuple[str, ...] = setting(ADDRESSES, doc="the recipients")
+    sender: str = setting(TEXT, doc="the sender's address", key="from")
+    host: str = setting(TEXT, doc="the SMTP server")
+    port: int = setting(PORT, 587, "the SMTP server's port")
+    starttls: bool = setting(BOOL, False, "upgrade the connection with STARTTLS")
+    ssl: bool = setting(BOOL, False, "implicit TLS (port 465); not with `starttls`")
+    username_env: str | None = setting(OPTIONAL_STRING, None,
+                                       "the variable that holds the SMTP user name")
+    password_env: str | None = setting(OPTIONAL_STRING, None,
+                                       "the variable that holds the SMTP password")
+    attach_log: bool = setting(BOOL, False, "attach the run's log (at most 5 MB, its tail)")
 
 
-class Channel(NamedTuple):
+def _email(value: Any, reader: Reader, key: str) -> Email:
+    if not isinstance(value, dict):
+        raise Invalid("must be an object with `to`, `from` and `host`")
+    email = Email(**reader.read(Email, value, key))
+    if email.starttls and email.ssl:
+        reader.fail(f"{key}.ssl", "choose `starttls` or `ssl`, not both")
+    return email
+
+
+EMAIL = Kind("an object (see `notify` e-mail)", _email)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Channel:
     """One `notify` entry: where to send, for which run statuses."""
 
-    on: tuple[str, ...] = ("failed", "interrupted")
-    webhook: Webhook | None = None
-    email: Email | None = None
+    on: tuple[str, ...] = setting(STATUSES, ("failed", "interrupted"),
+                                  "the run statuses that send it")
+    webhook: Webhook | None = setting(URL, None, "POST the run here as JSON "
+                                      "(an entry has a `webhook` or an `email`)")
+    headers: tuple[tuple[str, str], ...] = setting(HEADERS, (), "the webhook's HTTP headers",
+                                                   shown="`{}`")
+    email: Email | None = setting(EMAIL, None, "send the review report by e-mail")
+
+
+def _channel(value: Any, reader: Reader, key: str) -> Channel:
+    if not isinstance(value, dict):
+        raise Invalid("must be an object with `webhook` or `email`")
+    values = reader.read(Channel, value, key)
+    if ("webhook" in value) == ("email" in value):
+        reader.fail(key, "needs exactly one of `webhook` (a URL) and `email` (an object)")
+    if "email" in value and "headers" in value:
+        reader.fail(f"{key}.headers", "goes with `webhook`, not `email`")
+    if values["webhook"] is not None:
+        values["webhook"] = Webhook(values["webhook"], values["headers"])
+    return Channel(**values)
+
+
+def _notify(value: Any, reader: Reader, key: str) -> tuple[Channel, ...]:
+    if not isinstance(value, list):
+        raise Invalid("must be a list of channels (objects with `webhook` or `email`)")
+    return tuple(_channel(entry, reader, f"{key}[{i}]") for i, entry in enumerate(value))
+
+
+def _git(value: Any, reader: Reader, key: str) -> GitSettings:
+    if not isinstance(value, dict):
+        raise Invalid("must be an object")
+    return GitSettings(**reader.read(GitSettings, value, key))
 
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -143,34 +449,44 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return PLACEHOLDER.sub(lambda match: env.get(match.group(1), ""), text)
 
 
-class RetryDefaults(NamedTuple):
-    """The top-level retry keys: what a module gets unless its entry sets its own."""
-
-    on_exit_codes: tuple[int, ...] | None = None
-    backoff: retry.Backoff = "fixed"
-    max_delay_seconds: float = DEFAULT_RETRY_MAX_DELAY_SECONDS
-
-
-class Config(NamedTuple):
+@dataclass(frozen=True, kw_only=True)
+class Config:
     path: Path  # absolute path of the config file
     display: str  # the path as the user gave it, for messages
     raw: dict[str, Any]  # the file's content, key order kept
-    modules: tuple[ModuleSpec, ...] | None  # None: discover them in modules/
-    log_dir: Path
-    timezone_name: str
-    tz: tzinfo
-    default_timeout_seconds: float
-    mask_env: tuple[str, ...]
-    git: GitSettings
-    last_run_date: str | None
-    window_minutes: float | None = None
-    notify: tuple[Channel, ...] = ()
-    schedule: str | None = None  # a cron line, UTC
-    schedule_grace_minutes: float = 60.0
+    tz: tzinfo  # the zone named by `timezone`
     kind: ConfigKind = "json"
     text: str = ""  # the file as it was read
-    retry_defaults: RetryDefaults = RetryDefaults()
-    metrics_file: Path | None = None  # node_exporter textfile, written after each run
+    # None: discover them in modules/.
+    modules: tuple[ModuleSpec, ...] | None = setting(
+        MODULES, None, "the run order", shown="every numbered file of `modules/`")
+    log_dir: Path = setting(LOG_DIR, Path(DEFAULT_LOG_DIR), "logs, run records and data")
+    timezone_name: str = setting(ZONE, "UTC", "the clock of log names, log lines and "
+                                 "`last_run_date`", key="timezone")
+    default_timeout_seconds: float = setting(SECONDS, DEFAULT_TIMEOUT_SECONDS,
+                                             "a module's timeout unless its entry sets one")
+    mask_env: tuple[str, ...] = setting(STRINGS, (), "variables whose values are masked")
+    git: GitSettings = setting(Kind("an object (see `git`)", _git), GitSettings(),
+                               "committing back", shown="see `git`")
+    last_run_date: str | None = setting(TIMESTAMP, None,
+                                        "the start of the last good run (state)")
+    window_minutes: float | None = setting(
+        OPTIONAL_MINUTES, None, "the window's length (null: since `last_run_date`)")
+    notify: tuple[Channel, ...] = setting(
+        Kind("a list of channels (see `notify`)", _notify), (), "where reports are sent")
+    schedule: str | None = setting(CRON, None,
+                                   "the schedule `status` checks (null: the workflow's)")
+    schedule_grace_minutes: float = setting(
+        MINUTES, 60.0, "`status` says `late` this long after a run was due")
+    retry_on_exit_codes: tuple[int, ...] | None = setting(
+        EXIT_CODES, None, "every module's `retry_on_exit_codes` unless it sets its own")
+    retry_backoff: retry.Backoff = setting(
+        BACKOFF, "fixed", "every module's `retry_backoff` unless it sets its own")
+    retry_max_delay_seconds: float = setting(
+        SECONDS, DEFAULT_RETRY_MAX_DELAY_SECONDS,
+        "every module's `retry_max_delay_seconds` unless it sets its own")
+    metrics_file: Path | None = setting(
+        OPTIONAL_PATH, None, "the run as node_exporter textfile metrics, after each run")
 
     def unchanged(self) -> bool:
         """The file still holds what was loaded: it needs no second check."""
@@ -183,24 +499,17 @@ class Config(NamedTuple):
     def root(self) -> Path:
         return self.path.parent
 
+    def module_defaults(self) -> dict[str, Any]:
+        """What a module takes from the top level unless its entry sets its own."""
+        return schema.inherited(ModuleSpec, vars(self))
 
-# The orchestrator's own top-level keys; any other key belongs to the modules.
-ORCHESTRATOR_KEYS = (
-    "modules", "log_dir", "timezone", "default_timeout_seconds", "mask_env", "git",
-    "last_run_date", "window_minutes", "notify", "schedule", "schedule_grace_minutes",
-    "retry_on_exit_codes", "retry_backoff", "retry_max_delay_seconds", "metrics_file",
-)
-CONFIG_NAMES = ("config.json", "config.yaml", "config.yml")
-MAX_SECONDS = 7 * 24 * 3600.0  # a week: far below the event loop's own limit (~24.8 days)
-MAX_RETRIES = 100
-MAX_MINUTES = 10 * 366 * 24 * 60.0  # a window or a grace of ten years: more is a typo
-RUN_STATUSES = ("success", "partial", "failed", "interrupted")
-MAX_CONFIG_BYTES = 1 << 20  # a config is a page of settings; more is a mistake (or /dev/zero)
-MAX_DEPTH = 64  # a config nested deeper is not one, and would strain every walk of it
-MAX_ENV_BYTES = 1 << 20  # Linux passes at most ARG_MAX (2 MiB, often less) to a program
-# Linux's MAX_ARG_STRLEN (128 KiB) less the NUL: execve() refuses a longer NAME=value (E2BIG).
-MAX_VARIABLE_BYTES = 128 * 1024 - 1
-_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads lets "\\ud800" through; UTF-8 cannot
+
+def reference() -> str:
+    """The key tables of `docs/config.md`."""
+    return schema.reference([
+        ("Top level", Config), ("An entry of `modules`", ModuleSpec), ("`git`", GitSettings),
+        ("An entry of `notify`", Channel), ("`email` of a `notify` entry", Email),
+    ])
 
 
 def find(path_arg: str | None, cwd: Path | None = None) -> str:
@@ -237,56 +546,21 @@ def load(path_arg: str) -> Config:
     kind = kind_of(path)
     text = read_text(path, path_arg)
     raw = parse(text, path_arg, kind)
-    check = _Checker(path_arg)
-    _check_typos(check, raw)
-    default_timeout = check.positive(raw, "default_timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
-    timezone_name = check.string(raw, "timezone", "UTC")
-    last_run_date = check.optional_string(raw, "last_run_date")
-    if last_run_date is not None:
-        check.timestamp("last_run_date", last_run_date)
-    retry_defaults = _retry_defaults(check, raw)
-    modules = None
-    if "modules" in raw:
-        modules = _modules(check, raw["modules"], path.parent, default_timeout, retry_defaults)
-    return Config(
-        path=path,
-        display=path_arg,
-        raw=raw,
-        modules=modules,
-        log_dir=path.parent / check.outside_git("log_dir", check.path(raw, "log_dir",
-                                                                       DEFAULT_LOG_DIR)),
-        timezone_name=timezone_name,
-        tz=check.zone("timezone", timezone_name),
-        default_timeout_seconds=default_timeout,
-        mask_env=tuple(check.string_list(raw, "mask_env")),
-        git=_git(check, raw.get("git", {})),
-        last_run_date=last_run_date,
-        window_minutes=check.optional_minutes(raw, "window_minutes"),
-        notify=_notify(check, raw.get("notify", [])),
-        schedule=_schedule(check, raw),
-        schedule_grace_minutes=check.minutes(raw, "schedule_grace_minutes", 60.0),
-        kind=kind,
-        text=text,
-        retry_defaults=retry_defaults,
-        metrics_file=_metrics_file(check, raw, path.parent),
-    )
-
-
-def _metrics_file(check: _Checker, raw: dict[str, Any], root: Path) -> Path | None:
-    """Relative to the config's folder, like the modules; null or absent: none."""
-    if raw.get("metrics_file") is None:
-        return None
-    return root / check.path(raw, "metrics_file", "")
+    reader = Reader(path_arg)
+    values = reader.read(Config, raw, strict=False)
+    if values["modules"] is not None:
+        values["modules"] = _modules(reader, values["modules"], path.parent,
+                                     schema.inherited(ModuleSpec, values))
+    values["log_dir"] = path.parent / values["log_dir"]
+    if values["metrics_file"] is not None:
+        values["metrics_file"] = path.parent / values["metrics_file"]
+    return Config(path=path, display=path_arg, raw=raw, tz=zone(values["timezone_name"]),
+                  kind=kind, text=text, **values)
 
 
 def kind_of(path: Path | str) -> ConfigKind:
     """How a config file is read: by its extension, `.yaml`/`.yml` or else JSON."""
     return "yaml" if os.path.splitext(path)[1].lower() in (".yaml", ".yml") else "json"
-
-
-def read(path: Path, display: str, kind: ConfigKind) -> dict[str, Any]:
-    """The file's top-level mapping, key order kept; FatalError naming the file."""
-    return parse(read_text(path, display), display, kind)
 
 
 def read_text(path: Path, display: str) -> str:
@@ -337,7 +611,7 @@ def _check_plain(value: Any, display: str, where: str, parents: tuple[int, ...])
         if isinstance(value, list):
             inner_where = f"{where}[{key}]"
         elif not isinstance(key, str):
-            raise FatalError(f"{display}: {where or 'the top'}: the key {_show(key)} is not "
+            raise FatalError(f"{display}: {where or 'the top'}: the key {show(key)} is not "
                              "text (quote it)")
         else:
             _check_text(key, display, f"a key in {where or 'the top'}")
@@ -388,89 +662,37 @@ def _parse_yaml(text: str, display: str) -> Any:
     return yamlconf.parse(text, display)
 
 
-def _check_typos(check: _Checker, raw: dict[str, Any]) -> None:
-    """An unknown key that is a near miss of ours is a typo, not a module setting:
-    `mask_envs` would otherwise leave a password unmasked."""
-    for key in raw:
-        if key in ORCHESTRATOR_KEYS:
-            continue
-        close = _close_match(key, ORCHESTRATOR_KEYS)
-        if close:
-            raise FatalError(f"{check.display}: unknown key {key!r}: did you mean {close[0]!r}?")
-
-
-def _retry_defaults(check: _Checker, raw: dict[str, Any]) -> RetryDefaults:
-    return RetryDefaults(
-        on_exit_codes=check.exit_codes(raw, "retry_on_exit_codes", None),
-        backoff=check.backoff(raw, "retry_backoff", "fixed"),
-        max_delay_seconds=check.positive(raw, "retry_max_delay_seconds",
-                                         DEFAULT_RETRY_MAX_DELAY_SECONDS),
-    )
-
-
-def retry_settings(check: _Checker, entry: dict[str, Any], key: str,
-                   defaults: RetryDefaults) -> dict[str, Any]:
-    """A module's retry keys, its own or the top-level defaults."""
-    settings = {
-        "retries": check.count(entry, "retries", 0, where=key),
-        "retry_delay_seconds": check.non_negative(entry, "retry_delay_seconds", 0.0, where=key),
-        "retry_on_exit_codes": check.exit_codes(entry, "retry_on_exit_codes",
-                                                defaults.on_exit_codes, where=key),
-        "retry_backoff": check.backoff(entry, "retry_backoff", defaults.backoff, where=key),
-        "retry_max_delay_seconds": check.positive(entry, "retry_max_delay_seconds",
-                                                  defaults.max_delay_seconds, where=key),
-    }
-    if (settings["retry_backoff"] == "exponential" and settings["retries"]
-            and not settings["retry_delay_seconds"]):
-        check.fail(f"{key}.retry_delay_seconds", 'retry_backoff "exponential" doubles it: '
-                                                 "set it above 0 (the first wait, in seconds)")
-    return settings
-
-
 def _modules(
-    check: _Checker, entries: Any, root: Path, default_timeout: float,
-    retry_defaults: RetryDefaults,
+    reader: Reader, entries: list[Any], root: Path, defaults: dict[str, Any]
 ) -> tuple[ModuleSpec, ...]:
-    if not isinstance(entries, list):
-        check.fail("modules", "must be a list of paths or objects with a path")
     root = root.resolve()  # once: every module's path is checked against it
     specs = tuple(
-        _module(check, f"modules[{i}]", entry, root, default_timeout, retry_defaults)
+        _module(reader, f"modules[{i}]", entry, root, defaults)
         for i, entry in enumerate(entries)
     )
-    _check_unique(check, specs)
+    _check_unique(reader, specs)
     return specs
 
 
 def _module(
-    check: _Checker, key: str, entry: Any, root: Path, default_timeout: float,
-    retry_defaults: RetryDefaults,
+    reader: Reader, key: str, entry: Any, root: Path, defaults: dict[str, Any]
 ) -> ModuleSpec:
     if isinstance(entry, str):
         entry = {"path": entry}
     if not isinstance(entry, dict):
-        check.fail(key, "must be a path or an object with a path")
-    check.known(entry, MODULE_KEYS, key)
-    if "path" not in entry:
-        check.fail(f"{key}.path", "is required")
-    rel = check.path(entry, "path", "", where=key)
-    timeout = check.positive(entry, "timeout_seconds", default_timeout, where=key)
-    spec = module_spec(
-        module_path(check.display, f"{key}.path", root, rel),
-        root,
-        critical=check.boolean(entry, "critical", True, where=key),
-        timeout_seconds=timeout,
-        **retry_settings(check, entry, key, retry_defaults),
-        enabled=check.boolean(entry, "enabled", True, where=key),
-        github_token=check.boolean(entry, "github_token", False, where=key),
-        unbuffered=check.boolean(entry, "unbuffered", True, where=key),
-        display=check.display,
-        key=f"{key}.path",
-    )
-    if entry.get("on_failure") is None:
+        reader.fail(key, "must be a path or an object with a path")
+    values = reader.read(ModuleSpec, entry, key, defaults=defaults)
+    if values["retry_backoff"] == "exponential" and values["retries"] and not values[
+            "retry_delay_seconds"]:
+        reader.fail(f"{key}.retry_delay_seconds", 'retry_backoff "exponential" doubles it: '
+                                                  "set it above 0 (the first wait, in seconds)")
+    rel, recovery = values.pop("rel"), values.pop("on_failure")
+    display = reader.display
+    spec = module_spec(module_path(display, f"{key}.path", root, rel), root, display=display,
+                       key=f"{key}.path", **values)
+    if recovery is None:
         return spec
-    recovery = check.path(entry, "on_failure", "", where=key)
-    return spec._replace(on_failure=recovery_spec(check.display, f"{key}.on_failure", root,
+    return replace(spec, on_failure=recovery_spec(display, f"{key}.on_failure", root,
                                                   recovery, spec))
 
 
@@ -548,114 +770,12 @@ def _check_runnable(path: Path, display: str, key: str) -> None:
                          "one (e.g. #!/usr/bin/env bash), or name it .sh or .py")
 
 
-def _check_unique(check: _Checker, specs: tuple[ModuleSpec, ...]) -> None:
+def _check_unique(reader: Reader, specs: tuple[ModuleSpec, ...]) -> None:
     seen: dict[str, int] = {}
     for i, spec in enumerate(specs):
         if spec.name in seen:
-            check.fail(f"modules[{i}]", f"module {spec.name!r} is listed twice")
+            reader.fail(f"modules[{i}]", f"module {spec.name!r} is listed twice")
         seen[spec.name] = i
-
-
-def _git(check: _Checker, raw: Any) -> GitSettings:
-    if not isinstance(raw, dict):
-        check.fail("git", "must be an object")
-    check.known(raw, GIT_KEYS, "git")
-    push = check.string(raw, "push", "auto", where="git")
-    if push not in ("auto", "always", "never"):
-        check.fail("git.push", f'must be "auto", "always" or "never" (got {push!r})')
-    message = check.string(raw, "commit_message", DEFAULT_COMMIT_MESSAGE, where="git")
-    check.template("git.commit_message", message)
-    return GitSettings(
-        push=push,  # type: ignore[arg-type]  # checked against the Literal just above
-        remote=check.string(raw, "remote", "origin", nonempty=True, where="git"),
-        branch=check.optional_string(raw, "branch", where="git"),
-        paths=tuple(check.outside_git(f"git.paths[{i}]", name) for i, name in
-                    enumerate(check.string_list(raw, "paths", where="git"))),
-        commit_message=message,
-        author_name=check.optional_string(raw, "author_name", where="git"),
-        author_email=check.optional_string(raw, "author_email", where="git"),
-        push_retries=check.count(raw, "push_retries", 3, where="git"),
-        commit=_commit_mode(check, raw),
-    )
-
-
-def _commit_mode(check: _Checker, raw: dict[str, Any]) -> CommitMode:
-    mode = check.string(raw, "commit", "always", where="git")
-    if mode not in ("always", "changes"):
-        check.fail("git.commit", f'must be "always" or "changes" (got {mode!r})')
-    return mode  # type: ignore[return-value]  # checked against the Literal just above
-
-
-NOTIFY_KEYS = frozenset({"on", "webhook", "headers", "email"})
-EMAIL_KEYS = frozenset({"to", "from", "host", "port", "starttls", "ssl", "username_env",
-                        "password_env", "attach_log"})
-
-
-def _notify(check: _Checker, raw: Any) -> tuple[Channel, ...]:
-    if not isinstance(raw, list):
-        check.fail("notify", "must be a list of channels (objects with `webhook` or `email`)")
-    return tuple(_channel(check, f"notify[{i}]", entry) for i, entry in enumerate(raw))
-
-
-def _channel(check: _Checker, key: str, entry: Any) -> Channel:
-    if not isinstance(entry, dict):
-        check.fail(key, "must be an object with `webhook` or `email`")
-    check.known(entry, NOTIFY_KEYS, key)
-    on = tuple(check.string_list(entry, "on", where=key, default=["failed", "interrupted"]))
-    for status in on:
-        if status not in RUN_STATUSES:
-            check.fail(f"{key}.on", f"{status!r} is not a run status "
-                                    f"({', '.join(RUN_STATUSES)})")
-    if ("webhook" in entry) == ("email" in entry):
-        check.fail(key, "needs exactly one of `webhook` (a URL) and `email` (an object)")
-    if "email" in entry:
-        if "headers" in entry:
-            check.fail(f"{key}.headers", "goes with `webhook`, not `email`")
-        return Channel(on=on, email=_email(check, f"{key}.email", entry["email"]))
-    url = check.string(entry, "webhook", "", nonempty=True, where=key)
-    if not url.startswith(("http://", "https://", "${")):
-        check.fail(f"{key}.webhook", "must be an http:// or https:// URL")
-    headers = entry.get("headers", {})
-    if not isinstance(headers, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
-        check.fail(f"{key}.headers", "must be an object of strings")
-    return Channel(on=on, webhook=Webhook(url, tuple(headers.items())))
-
-
-def _email(check: _Checker, key: str, raw: Any) -> Email:
-    if not isinstance(raw, dict):
-        check.fail(key, "must be an object with `to`, `from` and `host`")
-    check.known(raw, EMAIL_KEYS, key)
-    to = raw.get("to")
-    to = [to] if isinstance(to, str) else to
-    if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
-        check.fail(f"{key}.to", "must be an address or a list of addresses")
-    for required in ("from", "host"):
-        if required not in raw:
-            check.fail(f"{key}.{required}", "is required")
-    port = raw.get("port", 587)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        check.fail(f"{key}.port", f"must be a port number (got {_show(port)})")
-    email = Email(
-        to=tuple(to), sender=check.string(raw, "from", "", nonempty=True, where=key),
-        host=check.string(raw, "host", "", nonempty=True, where=key), port=port,
-        starttls=check.boolean(raw, "starttls", False, where=key),
-        ssl=check.boolean(raw, "ssl", False, where=key),
-        username_env=check.optional_string(raw, "username_env", where=key),
-        password_env=check.optional_string(raw, "password_env", where=key),
-        attach_log=check.boolean(raw, "attach_log", False, where=key),
-    )
-    if email.starttls and email.ssl:
-        check.fail(f"{key}.ssl", "choose `starttls` or `ssl`, not both")
-    return email
-
-
-def _schedule(check: _Checker, raw: dict[str, Any]) -> str | None:
-    """A cron line of five fields (checked in full when `status` reads it)."""
-    value = check.optional_string(raw, "schedule")
-    if value is not None and len(value.split()) != 5:
-        check.fail("schedule", f"must be a cron line of five fields, in UTC (got {value!r})")
-    return value
 
 
 def check_environment(config: Config, env: Mapping[str, str]) -> None:
@@ -675,175 +795,6 @@ def check_environment(config: Config, env: Mapping[str, str]) -> None:
                 if name and not env.get(name):
                     raise FatalError(f"{config.display}: {key}.email.{field_name}: the "
                                      f"variable {name} is not set")
-
-
-class _Checker:
-    """Typed reads of config values; a wrong one raises FatalError naming file and key."""
-
-    def __init__(self, display: str) -> None:
-        self.display = display
-
-    def fail(self, key: str, problem: str) -> NoReturn:
-        raise FatalError(f"{self.display}: {key}: {problem}")
-
-    def _get(self, obj: dict[str, Any], key: str, default: Any, where: str) -> tuple[str, Any]:
-        return (f"{where}.{key}" if where else key), obj.get(key, default)
-
-    def string(
-        self, obj: dict[str, Any], key: str, default: str, *, nonempty: bool = False,
-        where: str = "",
-    ) -> str:
-        name, value = self._get(obj, key, default, where)
-        if not isinstance(value, str) or (nonempty and not value.strip()):
-            kind = "a non-empty string" if nonempty else "a string"
-            self.fail(name, f"must be {kind} (got {_show(value)})")
-        return value
-
-    def optional_string(self, obj: dict[str, Any], key: str, *, where: str = "") -> str | None:
-        name, value = self._get(obj, key, None, where)
-        if value is not None and not isinstance(value, str):
-            self.fail(name, f"must be a string or null (got {_show(value)})")
-        return value
-
-    def string_list(self, obj: dict[str, Any], key: str, *, where: str = "",
-                    default: list[str] | None = None) -> list[str]:
-        name, value = self._get(obj, key, [] if default is None else default, where)
-        if not isinstance(value, list) or not all(
-                isinstance(v, str) and v and "\0" not in v for v in value):
-            self.fail(name, f"must be a list of non-empty strings (got {_show(value)})")
-        return value
-
-    def known(self, obj: dict[str, Any], keys: frozenset[str], where: str) -> None:
-        unknown = sorted(set(obj) - keys)
-        if unknown:
-            close = _close_match(unknown[0], keys)
-            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(keys))}"
-            self.fail(f"{where}.{unknown[0]}", f"unknown key ({hint})")
-
-    def boolean(self, obj: dict[str, Any], key: str, default: bool, *, where: str = "") -> bool:
-        name, value = self._get(obj, key, default, where)
-        if not isinstance(value, bool):
-            self.fail(name, f"must be true or false (got {_show(value)})")
-        return value
-
-    def _number(self, obj: dict[str, Any], key: str, default: float, where: str) -> tuple[str, Any]:
-        name, value = self._get(obj, key, default, where)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            self.fail(name, f"must be a number (got {_show(value)})")
-        return name, value
-
-    def positive(self, obj: dict[str, Any], key: str, default: float, *, where: str = "") -> float:
-        name, value = self._number(obj, key, default, where)
-        if not 0 < value <= MAX_SECONDS:
-            self.fail(name, f"must be a number of seconds above 0 and at most {MAX_SECONDS:.0f} "
-                            f"(7 days) (got {_show(value)})")
-        return float(value)
-
-    def non_negative(
-        self, obj: dict[str, Any], key: str, default: float, *, where: str = ""
-    ) -> float:
-        name, value = self._number(obj, key, default, where)
-        if not 0 <= value <= MAX_SECONDS:
-            self.fail(name, f"must be a number of seconds from 0 to {MAX_SECONDS:.0f} (7 days) "
-                            f"(got {_show(value)})")
-        return float(value)
-
-    def count(self, obj: dict[str, Any], key: str, default: int, *, where: str = "") -> int:
-        name, value = self._get(obj, key, default, where)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
-            self.fail(name, f"must be a whole number from 0 to {MAX_RETRIES} (got {_show(value)})")
-        return value
-
-    def exit_codes(self, obj: dict[str, Any], key: str, default: tuple[int, ...] | None, *,
-                   where: str = "") -> tuple[int, ...] | None:
-        """A list of exit codes a failure is retried on: 1 to 255, but not the skip."""
-        name, value = self._get(obj, key, default, where)
-        if value is None or isinstance(value, tuple):
-            return value
-        if not isinstance(value, list) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value):
-            self.fail(name, f"must be a list of exit codes, e.g. [75] (got {_show(value)})")
-        for code in value:
-            if code == MODULE_SKIP:
-                self.fail(name, f"{code} means skipped, which is never retried")
-            if not MODULE_OK < code <= 255:
-                self.fail(name, f"{code} is not the exit code of a failure (1 to 255)")
-        return tuple(value)
-
-    def backoff(self, obj: dict[str, Any], key: str, default: retry.Backoff, *,
-                where: str = "") -> retry.Backoff:
-        value = self.string(obj, key, default, where=where)
-        if value not in retry.BACKOFFS:
-            self.fail(f"{where}.{key}" if where else key,
-                      f'must be "fixed" or "exponential" (got {value!r})')
-        return value  # type: ignore[return-value]  # checked against the Literal just above
-
-    def minutes(self, obj: dict[str, Any], key: str, default: float) -> float:
-        name, value = self._number(obj, key, default, "")
-        if not 0 < value <= MAX_MINUTES:
-            self.fail(name, f"must be a number of minutes above 0 and at most {MAX_MINUTES:.0f} "
-                            f"(10 years) (got {_show(value)})")
-        return float(value)
-
-    def optional_minutes(self, obj: dict[str, Any], key: str) -> float | None:
-        return None if obj.get(key) is None else self.minutes(obj, key, 0.0)
-
-    def path(self, obj: dict[str, Any], key: str, default: str, *, where: str = "") -> str:
-        value = self.string(obj, key, default, nonempty=True, where=where)
-        if "\0" in value:
-            self.fail(f"{where}.{key}" if where else key, "holds a NUL character")
-        return value
-
-    def outside_git(self, key: str, value: str) -> str:
-        """A path in `.git` is git's own: logs there are never committed, and `git add`
-        of it adds nothing (`.GIT` too: git refuses the name in any case)."""
-        if any(part.casefold() == ".git" for part in re.split(r"[/\\]", value)):
-            self.fail(key, f"{value!r} is inside .git, which is git's own folder: choose "
-                           "another path")
-        return value
-
-    def zone(self, key: str, name: str) -> tzinfo:
-        try:
-            return zone(name)
-        except ValueError:
-            self.fail(key, f"unknown IANA time zone {name!r} (e.g. \"UTC\", \"Europe/Paris\")")
-
-    def timestamp(self, key: str, value: str) -> None:
-        try:
-            parsed = parse_timestamp(value)
-            parsed.astimezone(timezone.utc)  # 9999-12-31T23:59-14:00 is past the last instant
-        except (ValueError, OverflowError):
-            parsed = None
-        if parsed is None or parsed.tzinfo is None:
-            self.fail(key, f"must be an ISO 8601 time with offset (got {value!r})")
-
-    def template(self, key: str, value: str) -> None:
-        """Only plain `{run_id}` and `{status}`: a format spec such as `{status:>99999999}`
-        would be run at the end of every run."""
-        try:
-            fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(value)
-                      if name is not None]
-        except ValueError as exc:
-            self.fail(key, f"not a valid template ({exc})")
-        for name, spec, conv in fields:
-            if name not in ("run_id", "status") or spec or conv:
-                shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")
-                shown += "}"
-                self.fail(key, f"only {{run_id}} and {{status}} may be used ({shown} is not)")
-
-
-def _show(value: Any) -> str:
-    try:
-        return json.dumps(value, default=str)[:60]
-    except (ValueError, RecursionError):
-        return type(value).__name__
-
-
-def _close_match(key: str, known: Collection[str]) -> list[str]:
-    """difflib's nearest known key at its default cutoff; imported only when a key is unknown."""
-    import difflib
-
-    return difflib.get_close_matches(key, known, n=1)
 
 
 def zone(name: str) -> tzinfo:

@@ -118,10 +118,7 @@ def _discovered(config: Config, path: Path) -> ModuleSpec:
         config.root,
         display=config.display,
         key=f"modules/{path.name}",
-        timeout_seconds=config.default_timeout_seconds,
-        retry_on_exit_codes=config.retry_defaults.on_exit_codes,
-        retry_backoff=config.retry_defaults.backoff,
-        retry_max_delay_seconds=config.retry_defaults.max_delay_seconds,
+        **config.module_defaults(),
     )
 
 

@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -105,7 +106,7 @@ def under_data_dir(config: Config, data_dir: str | os.PathLike[str] | None) -> C
         relative = log_dir.relative_to(config.root)
     except ValueError:
         return config  # an absolute log_dir outside the project stays where it is
-    return config._replace(log_dir=Path(data_dir).absolute() / relative)
+    return replace(config, log_dir=Path(data_dir).absolute() / relative)
 
 
 def airflow_env(config: Config) -> dict[str, str]:
@@ -326,7 +327,7 @@ def finish(config: Config, run: TaskRun, states: Mapping[str, TaskState], *,
                               log_dir / runid.record_name(run.run_id), run.window, run.run_dir,
                               modules=results)
     options = runner.Options(dry_run=run.dry_run, force=run.force)
-    config = config._replace(last_run_date=run.last_run_date)
+    config = replace(config, last_run_date=run.last_run_date)
     handle = open(run.log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 (RunLog closes it)
     with logs.RunLog(config.tz, masker) as runlog:
         runlog.attach_file(handle)

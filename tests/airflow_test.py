@@ -6,6 +6,7 @@ these in its own environment, then runs real DAGs with `airflow dags test`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -112,7 +113,7 @@ def test_windows_come_from_airflow_state_by_the_runners_rule(tmp_path: Path) -> 
     with pytest.raises(FatalError, match="since"):
         af.run_window(config, started, None, {"since": "2026-11-03", "until": "2026-11-02"}, None)
     # window_minutes: scheduled and manual alike.
-    minutes = config._replace(window_minutes=60.0)
+    minutes = dataclasses.replace(config, window_minutes=60.0)
     assert af.run_window(minutes, started, None, {}, (a, b))[0].start == datetime(
         2026, 11, 23, 5, tzinfo=UTC)
     assert af.run_window(minutes, started, last, {}, None)[0].start == datetime(

@@ -13,7 +13,7 @@ import pytest
 from conftest import OK, REPO, Project
 
 from gitcron import config as cfg
-from gitcron import plan, retry
+from gitcron import plan, retry, schema
 from gitcron.codes import EXIT_USAGE, FatalError
 
 
@@ -341,3 +341,33 @@ def test_an_executable_without_an_interpreter_line_is_refused_at_load(project: P
     assert not project.log_dir.exists()
     project.module("1.fetch", "#!/bin/sh\necho hi\n", mode=0o755)
     assert project.run().returncode == 0
+
+
+def test_the_reference_in_docs_is_the_one_the_declarations_make() -> None:
+    text = (REPO / "docs" / "config.md").read_text(encoding="utf-8")
+    committed = text.split("<!-- generated: begin -->\n")[1].split("<!-- generated: end -->")[0]
+    assert committed == cfg.reference(), (
+        "docs/config.md is out of date: paste the output of "
+        "python -c 'from gitcron import config; print(config.reference())'")
+
+
+def test_every_declared_key_says_what_it_is_and_has_a_row() -> None:
+    reference = cfg.reference()
+    for section in (cfg.Config, cfg.ModuleSpec, cfg.GitSettings, cfg.Channel, cfg.Email):
+        for name, declared in schema.keys(section).items():
+            assert declared.metadata["doc"], name
+            assert f"| `{name}` |" in reference
+
+
+def test_an_empty_object_takes_every_declared_default(project: Project) -> None:
+    project.module("a.py", OK)
+    project.config(modules=["modules/a.py"], git={}, notify=[{"webhook": "https://x"}])
+    config = cfg.load(str(project.config_path))
+    [module], [channel] = config.modules or (), config.notify
+    assert (module.critical, module.retries, module.retry_delay_seconds, module.enabled,
+            module.on_failure, module.github_token, module.unbuffered) == (
+        True, 0, 0.0, True, None, False, True)
+    assert config.git == cfg.GitSettings(push="auto", remote="origin", push_retries=3)
+    assert channel.on == ("failed", "interrupted")
+    assert channel.webhook == cfg.Webhook("https://x", ())
+    assert config.schedule_grace_minutes == 60.0

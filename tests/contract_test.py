@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -69,9 +70,9 @@ def test_a_recovery_script_is_told_which_module_failed_and_how(project: Project)
     project.module("rollback.sh", "exit 0\n")
     module = cfg.module_spec(project.module("2.load.py", "").resolve(), project.root,
                              display="c", key="k")
-    module = module._replace(on_failure=cfg.module_spec(
-        (project.root / "modules" / "rollback.sh").resolve(), project.root, display="c",
-        key="k")._replace(name="2.load.on_failure"))
+    recovery = cfg.module_spec((project.root / "modules" / "rollback.sh").resolve(),
+                               project.root, display="c", key="k")
+    module = replace(module, on_failure=replace(recovery, name="2.load.on_failure"))
     env = contract.recovery_env({"GITHUB_TOKEN": "ghs_abc"}, context(project), module, "timeout")
     assert env["PIPELINE_MODULE"] == "2.load"
     assert env["PIPELINE_FAILED_MODULE"] == "2.load"

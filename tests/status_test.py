@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def started(run_id: str, when: str, status: str = "success", **extra: object) ->
 
 def load(project: Project, schedule: str | None = None, grace: float = 60.0) -> cfg.Config:
     config = cfg.load(str(project.config_path))
-    return config._replace(schedule=schedule, schedule_grace_minutes=grace)
+    return dataclasses.replace(config, schedule=schedule, schedule_grace_minutes=grace)
 
 
 def run_status(project: Project, *args: str) -> subprocess.CompletedProcess[str]:

@@ -118,8 +118,10 @@ def report_main(argv: Sequence[str]) -> int:
     links = _linker(config.root, out_dir, args.log_url, text)
     runs = [read_run(path, record, config.tz, text, links) for path, record in records]
     warn_skipped("report", skipped)
-    title = env.get("GITHUB_REPOSITORY") or config.root.resolve().name
-    page = render(Page(text.plain(title), runs, datetime.now(timezone.utc), args.n), text)
+    from gitcron.run import pipeline_name  # the name notifications and metrics use too
+
+    title = pipeline_name(config, env)
+    page = render(Page(text.plain(title), runs, datetime.now(timezone.utc), args.n))
     target = out_dir / PAGE_NAME
     try:
         cfg.write_atomic(target, page)
@@ -237,7 +239,7 @@ def _exit_code(entry: dict[str, Any]) -> str:
 # The page
 
 
-def render(page: Page, text: Text) -> str:
+def render(page: Page) -> str:
     oldest_first = page.runs[::-1]
     parts = [
         _head(page.title),
@@ -455,30 +457,35 @@ def _module_names(runs: list[Run]) -> list[str]:
     return list(seen)
 
 
-def _duration_chart(name: str, runs: list[Run]) -> str:
-    points = []  # (index, seconds, status, run id)
-    for i, run in enumerate(runs):
-        for module in run.modules:
-            if module.name == name and module.seconds is not None:
-                points.append((i, module.seconds, module.status, run.run_id))
-                break
-    values = [seconds for _, seconds, _, _ in points]
-    top = max(values, default=0.0) or 1.0
+class Point(NamedTuple):
+    x: float
+    y: float
+    seconds: float
+    status: str
+    run_id: str
+
+
+def _points(name: str, runs: list[Run]) -> list[Point]:
+    """The module's duration in each run that has one, placed on the chart."""
+    found = [(i, m.seconds, m.status, run.run_id) for i, run in enumerate(runs)
+             for m in run.modules if m.name == name and m.seconds is not None]
+    top = max((seconds for _, seconds, _, _ in found), default=0.0) or 1.0
     span = max(len(runs) - 1, 1)
+    return [Point(DUR_PAD + (DUR_W - 2 * DUR_PAD) * i / span,
+                  DUR_H - DUR_PAD - (DUR_H - 2 * DUR_PAD) * seconds / top, seconds, status, run_id)
+            for i, seconds, status, run_id in found]
 
-    def xy(i: int, seconds: float) -> str:
-        x = DUR_PAD + (DUR_W - 2 * DUR_PAD) * i / span
-        y = DUR_H - DUR_PAD - (DUR_H - 2 * DUR_PAD) * seconds / top
-        return f"{x:.1f},{y:.1f}"
 
-    line = " ".join(xy(i, s) for i, s, _, _ in points)
+def _duration_chart(name: str, runs: list[Run]) -> str:
+    points = _points(name, runs)
+    values = [point.seconds for point in points]
+    line = " ".join(f"{p.x:.1f},{p.y:.1f}" for p in points)
     dots = "".join(
-        f"<circle class=\"{_status_class(status)}\" cx=\"{xy(i, s).split(',')[0]}\" "
-        f"cy=\"{xy(i, s).split(',')[1]}\" r=\"3\" fill=\"var(--c)\"><title>"
-        f"{html.escape(f'{run_id}: {status}, {format_duration(s)}')}</title></circle>"
-        for i, s, status, run_id in points if status != "success")
+        f"<circle class=\"{_status_class(p.status)}\" cx=\"{p.x:.1f}\" cy=\"{p.y:.1f}\" r=\"3\" "
+        f"fill=\"var(--c)\"><title>{html.escape(p.run_id)}: {html.escape(p.status)}, "
+        f"{format_duration(p.seconds)}</title></circle>" for p in points if p.status != "success")
     summary = (f"last {format_duration(values[-1])}, median "
-               f"{format_duration(statistics.median(values))}, max {format_duration(top)}"
+               f"{format_duration(statistics.median(values))}, max {format_duration(max(values))}"
                if values else "no duration recorded")
     return (f"<div class=\"chart\"><h3>{html.escape(name)}</h3><p>{summary}</p>"
             f"<svg viewBox=\"0 0 {DUR_W} {DUR_H}\" role=\"img\" "

@@ -255,7 +255,7 @@ def test_badge_words_follow_the_newest_whole_run() -> None:
                                 None, text, lambda _: None)
                 for i, s in enumerate(statuses)]
         from datetime import datetime, timezone
-        return report.render(report.Page("p", runs, datetime.now(timezone.utc), 200), text)
+        return report.render(report.Page("p", runs, datetime.now(timezone.utc), 200))
     assert 'aria-label="pipeline: passing"' in page("success", "failed")
     assert 'aria-label="pipeline: partial"' in page("partial")
     assert 'aria-label="pipeline: failing"' in page("interrupted")

@@ -41,6 +41,9 @@ MAX_SECONDS = 7 * 24 * 3600.0  # a week: far below the event loop's own limit (~
 MAX_RETRIES = 100
 MAX_MINUTES = 10 * 366 * 24 * 60.0  # a window or a grace of ten years: more is a typo
 RUN_STATUSES = ("success", "partial", "failed", "interrupted")
+# A channel hears of every run that needs a person, and once more when it is over.
+FIXED = "fixed"  # in `on`: the first success after runs that needed attention
+DEFAULT_ON = ("failed", "partial", "interrupted", FIXED)
 MAX_CONFIG_BYTES = 1 << 20  # a config is a page of settings; more is a mistake (or /dev/zero)
 MAX_DEPTH = 64  # a config nested deeper is not one, and would strain every walk of it
 MAX_ENV_BYTES = 1 << 20  # Linux passes at most ARG_MAX (2 MiB, often less) to a program
@@ -221,11 +224,19 @@ def _headers(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(value.items())
 
 
-def _statuses(value: Any) -> tuple[str, ...]:
+def _on(value: Any) -> tuple[str, ...]:
+    """A channel's `on`: run statuses, and `fixed` (back to normal)."""
     for status in _strings(value):
-        if status not in RUN_STATUSES:
-            raise Invalid(f"{status!r} is not a run status ({', '.join(RUN_STATUSES)})")
+        if status not in (*RUN_STATUSES, FIXED):
+            raise Invalid(f"{status!r} is not a run status ({', '.join(RUN_STATUSES)}) "
+                          f"nor {FIXED!r}")
     return tuple(value)
+
+
+def _failures(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RETRIES:
+        raise Invalid(f"must be {FAILURES.text} (got {show(value)})")
+    return value
 
 
 def _exit_codes(value: Any) -> tuple[int, ...] | None:
@@ -276,7 +287,8 @@ PORT = simple("a port number", _port)
 ADDRESSES = simple("an address or a list of addresses", _addresses)
 URL = simple("an http:// or https:// URL; `${NAME}` is the variable NAME", _url)
 HEADERS = simple("an object of strings; `${NAME}` is the variable NAME", _headers)
-STATUSES = simple("a list of run statuses", _statuses)
+ON = simple("a list of run statuses, and `fixed`", _on)
+FAILURES = simple(f"a whole number from 1 to {MAX_RETRIES}", _failures)
 EXIT_CODES = simple("a list of exit codes (1 to 255, not 10), or null", _exit_codes)
 BACKOFF = one_of(*retry.BACKOFFS)
 MODULES = simple("a list of paths or objects (see below)",
@@ -407,13 +419,15 @@ EMAIL = Kind("an object (see `notify` e-mail)", _email)
 class Channel:
     """One `notify` entry: where to send, for which run statuses."""
 
-    on: tuple[str, ...] = setting(STATUSES, ("failed", "interrupted"),
-                                  "the run statuses that send it")
+    on: tuple[str, ...] = setting(ON, DEFAULT_ON, "the run statuses that send it; `fixed`: "
+                                  "the first success after runs that needed attention")
     webhook: Webhook | None = setting(URL, None, "POST the run here as JSON "
                                       "(an entry has a `webhook` or an `email`)")
     headers: tuple[tuple[str, str], ...] = setting(HEADERS, (), "the webhook's HTTP headers",
                                                    shown="`{}`")
     email: Email | None = setting(EMAIL, None, "send the review report by e-mail")
+    after_failures: int = setting(FAILURES, 1, "a `failed` run is sent once this many whole "
+                                  "runs failed in a row")
 
 
 def _channel(value: Any, reader: Reader, key: str) -> Channel:

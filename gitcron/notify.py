@@ -8,6 +8,7 @@ budget. Everything that leaves the machine goes through `mask` first.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import shutil
@@ -24,11 +25,11 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from gitcron import runid
-from gitcron.config import PLACEHOLDER, Channel, Email, Webhook, expand
+from gitcron import records, runid
+from gitcron.config import FIXED, PLACEHOLDER, Channel, Email, Webhook, expand
 
 Mask = Callable[[str], str]
 
@@ -63,6 +64,7 @@ def review_path(log_dir: Path, run_id: str) -> Path:
 def review_report(
     record: Mapping[str, Any], stderr_tails: Mapping[str, Sequence[str]], *, pipeline: str,
     log_dir: Path, disk_written_bytes: int | None = None, mask: Mask | None = None,
+    failures_in_a_row: int | None = None,
 ) -> str:
     """The plain-text review of a run that did not succeed, at most 80 columns wide.
 
@@ -76,7 +78,7 @@ def review_report(
         written = disk_written(log_dir, str(record.get("run_id", "")), record.get("started"))
     parts = [
         _header(record, pipeline, hide),
-        _section("SUMMARY", [_summary(modules)]),
+        _section("SUMMARY", [_summary(modules), *_in_a_row(failures_in_a_row)]),
         _section("ERROR DETAILS", _error_details(modules, stderr_tails, hide)),
         _section("RECOVERY ACTIONS", _recovery_actions(modules, hide)),
         _section("METADATA", _metadata(record, modules, log_dir, written, hide)),
@@ -128,6 +130,12 @@ def _summary(modules: list[Mapping[str, Any]]) -> str:
         ("success", "succeeded"), ("skipped", "skipped"), ("failed", "failed"),
         ("recovered", "recovered"), ("not_run", "not run"))]
     return f"Modules: {len(modules)} total, " + ", ".join(f"{n} {label}" for n, label in counts)
+
+
+def _in_a_row(count: int | None) -> list[str]:
+    if count is None:
+        return []
+    return [f"Failures in a row: {count} (whole runs failed or interrupted, this one included)"]
 
 
 def _error_details(
@@ -262,6 +270,93 @@ def _timestamp(started: Any) -> float | None:
     return moment.timestamp() if moment.tzinfo else None
 
 
+# --- Who hears of a run: failures in a row, and back to normal ----------------------------
+
+FAILING = ("failed", "interrupted")
+NEEDED_ATTENTION = ("failed", "partial", "interrupted")
+# Records read back at most to find where a streak began: a pipeline failing
+# since last year must not cost a read of every one of its records.
+MAX_READ = 1000
+Occasion = Literal["alert", "fixed"]
+
+
+@dataclass(frozen=True)
+class Attention:
+    """What the whole runs before this one say about it."""
+
+    failures_in_a_row: int = 0  # failed or interrupted whole runs, newest back, this one included
+    streak: tuple[str, ...] = ()  # statuses of the whole runs before it that needed attention
+    since: str | None = None  # when the oldest of them started
+    fixed: bool = False  # this whole run succeeded, and ends the streak
+
+    @classmethod
+    def alone(cls, status: str) -> Attention:
+        """For a run whose history is not known: as if it were the first."""
+        return cls(1 if status in FAILING else 0)
+
+
+def attention(log_dir: Path, record: Mapping[str, Any]) -> Attention:
+    """Read the run records back from the newest to the newest whole run that succeeded
+    (at most MAX_READ records): the runs since then needed attention."""
+    streak, since = _streak(log_dir, str(record.get("run_id", "")))
+    status = record.get("status")
+    in_a_row = 0
+    if status in FAILING:
+        in_a_row = 1 + len(list(itertools.takewhile(lambda s: s in FAILING, streak)))
+    whole = records.is_whole(dict(record))
+    return Attention(in_a_row, streak, since, status == "success" and whole and bool(streak))
+
+
+def _streak(log_dir: Path, run_id: str) -> tuple[tuple[str, ...], str | None]:
+    statuses: list[str] = []
+    since = None
+    found = records.records_newest_first(log_dir)
+    for _, previous in itertools.islice(found, MAX_READ):
+        if previous.get("run_id") == run_id or not records.is_whole(previous):
+            continue
+        if previous.get("status") not in NEEDED_ATTENTION:
+            break
+        statuses.append(str(previous["status"]))
+        since = previous.get("started") if isinstance(previous.get("started"), str) else since
+    return tuple(statuses), since
+
+
+def occasion(channel: Channel, status: str, seen: Attention) -> Occasion | None:
+    """Why `channel` hears of this run, if it does: an alert for a status it asked for
+    (a `failed` one only once `after_failures` whole runs failed in a row), or
+    "fixed" for the first success after runs it was alerted of."""
+    if seen.fixed and FIXED in channel.on and _alerted(channel, seen.streak):
+        return FIXED
+    if status not in channel.on:
+        return None
+    if status == "failed" and seen.failures_in_a_row < channel.after_failures:
+        return None
+    return "alert"
+
+
+def _alerted(channel: Channel, streak: Sequence[str]) -> bool:
+    """Did `channel` hear of any run of the streak (newest first)?"""
+    in_a_row = 0
+    for status in reversed(streak):
+        in_a_row = in_a_row + 1 if status in FAILING else 0
+        if status in channel.on and (status != "failed" or in_a_row >= channel.after_failures):
+            return True
+    return False
+
+
+def fixed_line(record: Mapping[str, Any], seen: Attention, log_link: str | None,
+               pipeline: str | None = None) -> str:
+    """"back to normal after K runs that needed attention, since <time>"."""
+    where = f"{pipeline}: " if pipeline else ""
+    count = len(seen.streak)
+    runs = f"{count} run{'' if count == 1 else 's'} that needed attention"
+    since = f", since {seen.since}" if seen.since else ""
+    line = (f"{where}pipeline back to normal: run {record.get('run_id', '?')} succeeded "
+            f"after {runs}{since}")
+    log = log_link or record.get("log_file")
+    return " ".join(f"{line}; log: {log}".split() if log else line.split())
+
+
 # --- Sending it out ------------------------------------------------------------------------
 
 
@@ -287,16 +382,20 @@ def send(
     channels: Sequence[Channel], record: Mapping[str, Any], review: str, *,
     env: Mapping[str, str], log_path: Path, log_link: str | None, mask: Mask, dry_run: bool,
     budget_seconds: float = 30.0, pipeline: str | None = None,
+    attention: Attention | None = None,
 ) -> list[str]:
-    """Send the run to every channel whose `on` holds its status; one line per channel.
+    """Send the run to every channel that wants it (see `occasion`); one line per channel.
 
     Channels are sent side by side, each within what is left of `budget_seconds`;
     one that is not done by then is given up ("failed (out of time)"). Never
     raises. A line that says "failed" deserves a warning (see `failures`).
     """
     status = str(record.get("status", ""))
-    jobs = [job for channel in channels if status in channel.on
-            for job in _jobs(channel, record, review, env, log_path, log_link, mask, pipeline)]
+    seen = attention or Attention.alone(status)
+    jobs = [job for channel in channels
+            if (why := occasion(channel, status, seen)) is not None
+            for job in _jobs(channel, why, record, review, env, log_path, log_link, mask,
+                             pipeline, seen)]
     if dry_run:
         return [job.hide(f"{job.label}: would send (dry run): {job.dry}") for job in jobs]
     return _run_all(jobs, time.monotonic() + budget_seconds)
@@ -308,15 +407,23 @@ def failures(lines: Iterable[str]) -> list[str]:
 
 
 def _jobs(
-    channel: Channel, record: Mapping[str, Any], review: str, env: Mapping[str, str],
-    log_path: Path, log_link: str | None, mask: Mask, pipeline: str | None,
+    channel: Channel, why: Occasion, record: Mapping[str, Any], review: str,
+    env: Mapping[str, str], log_path: Path, log_link: str | None, mask: Mask,
+    pipeline: str | None, seen: Attention,
 ) -> list[_Job]:
+    if why == FIXED:
+        text = fixed_line(record, seen, log_link, pipeline)
+        subject = f"pipeline back to normal: run {record.get('run_id', '?')}"
+        review = text + "\n"
+    else:
+        text = headline(record, log_link, pipeline)
+        subject = f"pipeline {record.get('status', 'unknown')}: run {record.get('run_id', '?')}"
     jobs = []
     if channel.webhook is not None:
-        text = headline(record, log_link, pipeline)
-        jobs.append(_webhook_job(channel.webhook, text, record, env, mask))
+        extra = {"failures_in_a_row": seen.failures_in_a_row}
+        jobs.append(_webhook_job(channel.webhook, text, record, extra, env, mask))
     if channel.email is not None:
-        jobs.append(_email_job(channel.email, record, review, env, log_path, mask))
+        jobs.append(_email_job(channel.email, subject, review, env, log_path, mask))
     return jobs
 
 
@@ -419,8 +526,8 @@ def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
 # --- Webhook -------------------------------------------------------------------------------
 
 
-def _webhook_job(hook: Webhook, text: str, record: Mapping[str, Any], env: Mapping[str, str],
-                 mask: Mask) -> _Job:
+def _webhook_job(hook: Webhook, text: str, record: Mapping[str, Any], extra: Mapping[str, Any],
+                 env: Mapping[str, str], mask: Mask) -> _Job:
     secrets = _placeholders([hook.url, *(value for _, value in hook.headers)], env)
     url = expand(hook.url, env)
     shown = shown_url(url)
@@ -431,7 +538,7 @@ def _webhook_job(hook: Webhook, text: str, record: Mapping[str, Any], env: Mappi
         if not shown.startswith(("http://", "https://")):
             return "failed (not an http or https URL)"
         # A record holds JSON types; anything else is sent as its (masked) text.
-        body = json.dumps({"text": hide(text), "run": _mask_tree(record, hide)},
+        body = json.dumps({"text": hide(text), "run": _mask_tree(record, hide), **extra},
                           ensure_ascii=False, default=lambda value: hide(str(value))).encode()
         opener = urllib.request.build_opener(
             _NoRedirect, urllib.request.HTTPSHandler(context=tls_context(env)))
@@ -513,11 +620,10 @@ def retry_after(value: str | None) -> float | None:
 # --- E-mail --------------------------------------------------------------------------------
 
 
-def _email_job(email: Email, record: Mapping[str, Any], review: str, env: Mapping[str, str],
+def _email_job(email: Email, subject: str, review: str, env: Mapping[str, str],
                log_path: Path, mask: Mask) -> _Job:
     names = [name for name in (email.username_env, email.password_env) if name]
     hide = _hider(mask, [env.get(name, "") for name in names])
-    subject = f"pipeline {record.get('status', 'unknown')}: run {record.get('run_id', '?')}"
     more = f" and {len(email.to) - 1} more" if len(email.to) > 1 else ""
     label = f"email {email.to[0] if email.to else '(nobody)'}{more}"
 

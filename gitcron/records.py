@@ -103,6 +103,18 @@ def is_rehearsal(record: Record) -> bool:
     return bool(record.get("dry_run")) or bool(record.get("backfill"))
 
 
+def is_narrowed(record: Record) -> bool:
+    """A run of some modules only (`--only`, `--from`, `--skip`). A `--resume` run
+    is not: it finishes the whole run it resumes."""
+    selection = record.get("selection")
+    return isinstance(selection, dict) and not selection.get("resume_of")
+
+
+def is_whole(record: Record) -> bool:
+    """A run of the whole pipeline: what success rates, streaks and health count."""
+    return not is_rehearsal(record) and not is_narrowed(record)
+
+
 def resume_record(log_dir: Path) -> tuple[Path, Record] | None:
     """The newest record that is neither a dry run nor a backfill (README: --resume)."""
     return next(((path, record) for path, record in records_newest_first(log_dir)

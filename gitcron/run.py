@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from gitcron import config as cfg
 from gitcron import contract, execute, github, logs, retry, runid
@@ -40,6 +40,9 @@ from gitcron.execute import Cancel, Outcome
 from gitcron.logger import logger
 from gitcron.plan import Plan
 from gitcron.window import Window
+
+if TYPE_CHECKING:
+    from gitcron.notify import Attention
 
 ModuleStatus = Literal["success", "skipped", "failed", "recovered", "not_run"]
 RunStatus = Literal["success", "partial", "failed", "interrupted"]
@@ -118,6 +121,7 @@ class RunResult:
     push_failed: bool = False
     config_ok: bool = True  # the config still loads after the modules ran
     review: str = ""  # the review report, for a run that did not succeed
+    attention: Attention | None = None  # the runs before it: failures in a row, a streak ended
 
     @property
     def exit_code(self) -> int:
@@ -586,6 +590,7 @@ def _finish(
     if not config_ok and result.status in ("success", "partial"):
         result.status = "failed"
     record = _mask(_record(config, plan, result, options, env, backfill, result.run_dir), masker)
+    result.attention = _attention(config, record)
     if result.status in REVIEWED:
         result.review = _write_review(config, result, record, env, masker)
     if _close_run_dir(result.run_dir) is None:
@@ -600,13 +605,28 @@ def pipeline_name(config: Config, env: Mapping[str, str]) -> str:
     return env.get("GITHUB_REPOSITORY") or config.root.resolve().name
 
 
+def _attention(config: Config, record: dict[str, Any]) -> Attention | None:
+    """What the records of the runs before this one say, for its review and its
+    notifications; None when neither needs it, or the records cannot be listed."""
+    if not config.notify and record["status"] not in REVIEWED:
+        return None
+    from gitcron import notify
+
+    try:
+        return notify.attention(config.log_dir, record)
+    except FatalError as exc:
+        logger.warning(f"the runs before this one are not known: {exc}")
+        return None
+
+
 def _review(config: Config, result: RunResult, record: dict[str, Any],
             env: Mapping[str, str], masker: logs.Masker) -> str:
     from gitcron import notify
 
     tails = {r.spec.name: r.last.stderr_tail for r in result.modules if r.last is not None}
+    in_a_row = result.attention.failures_in_a_row if result.attention else None
     return notify.review_report(record, tails, pipeline=pipeline_name(config, env),
-                                log_dir=config.log_dir, mask=masker)
+                                log_dir=config.log_dir, mask=masker, failures_in_a_row=in_a_row)
 
 
 def _write_review(config: Config, result: RunResult, record: dict[str, Any],
@@ -633,14 +653,18 @@ def _notify(config: Config, result: RunResult, options: Options, env: Mapping[st
         return []
     from gitcron import notify
 
+    seen = result.attention or notify.Attention.alone(result.status)
+    wanted = [i for i, channel in enumerate(config.notify)
+              if notify.occasion(channel, result.status, seen)]
+    if not wanted:
+        return []
     review = result.review or _review(config, result, result.record, env, masker)
     lines = notify.send(config.notify, result.record, review, env=env, log_path=result.log_path,
                         log_link=link, mask=masker, dry_run=options.dry_run,
-                        pipeline=pipeline_name(config, env))
+                        pipeline=pipeline_name(config, env), attention=seen)
     failed = set(notify.failures(lines))
-    # One line per channel that wants this status, in order: name each by its place
+    # One line per channel that wants this run, in order: name each by its place
     # in the config, so that two webhooks on one host can be told apart.
-    wanted = [i for i, channel in enumerate(config.notify) if result.status in channel.on]
     for i, line in zip(wanted, lines, strict=False):
         logger.log("WARNING" if line in failed else "INFO", f"notify[{i}]: {line}")
     return lines

@@ -368,6 +368,7 @@ def test_an_empty_object_takes_every_declared_default(project: Project) -> None:
             module.on_failure, module.github_token, module.unbuffered) == (
         True, 0, 0.0, True, None, False, True)
     assert config.git == cfg.GitSettings(push="auto", remote="origin", push_retries=3)
-    assert channel.on == ("failed", "interrupted")
+    assert channel.on == ("failed", "partial", "interrupted", "fixed")
+    assert channel.after_failures == 1
     assert channel.webhook == cfg.Webhook("https://x", ())
     assert config.schedule_grace_minutes == 60.0

@@ -383,10 +383,13 @@ def test_webhook_over_https_trusts_ssl_cert_file(tls: tuple[Path, Path]) -> None
 # --- Which channels, and dry runs ----------------------------------------------------------
 
 
-def test_a_successful_run_sends_nothing_by_default(hook: HookServer) -> None:
+def test_by_default_a_channel_hears_of_every_run_that_needs_a_person(hook: HookServer) -> None:
     assert send([webhook_channel(hook)], failed_record("success")) == []
-    assert send([webhook_channel(hook)], failed_record("partial")) == []
     assert hook.posted == []
+    for status in ("failed", "partial", "interrupted"):
+        assert send([webhook_channel(hook)], failed_record(status)) == [f"{host(hook)}: sent"]
+    assert [json.loads(p.body)["run"]["status"] for p in hook.posted] == [
+        "failed", "partial", "interrupted"]
 
 
 def test_on_chooses_the_statuses(hook: HookServer) -> None:

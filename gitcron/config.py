@@ -455,6 +455,27 @@ def _git(value: Any, reader: Reader, key: str) -> GitSettings:
     return GitSettings(**reader.read(GitSettings, value, key))
 
 
+MonitorKind = Literal["healthchecks", "cronitor", "plain"]
+MONITOR_KINDS = ("healthchecks", "cronitor", "plain")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Monitor:
+    """A dead-man's switch pinged at the start and the end of a run."""
+
+    url: str = setting(URL, doc="where to ping (`${NAME}` is the variable NAME: keep it secret)")
+    kind: MonitorKind = setting(one_of(*MONITOR_KINDS), "plain",
+                                "which pings: see docs/when-a-run-fails.md")
+
+
+def _monitor(value: Any, reader: Reader, key: str) -> Monitor | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise Invalid('must be an object: {"url": ..., "kind": "healthchecks"}')
+    return Monitor(**reader.read(Monitor, value, key))
+
+
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -501,6 +522,9 @@ class Config:
         "every module's `retry_max_delay_seconds` unless it sets its own")
     metrics_file: Path | None = setting(
         OPTIONAL_PATH, None, "the run as node_exporter textfile metrics, after each run")
+    monitor: Monitor | None = setting(
+        Kind("an object (see `monitor`)", _monitor), None,
+        "pings to a dead-man's switch (healthchecks.io, Cronitor, a URL)")
 
     def unchanged(self) -> bool:
         """The file still holds what was loaded: it needs no second check."""
@@ -523,6 +547,7 @@ def reference() -> str:
     return schema.reference([
         ("Top level", Config), ("An entry of `modules`", ModuleSpec), ("`git`", GitSettings),
         ("An entry of `notify`", Channel), ("`email` of a `notify` entry", Email),
+        ("`monitor`", Monitor),
     ])
 
 
@@ -794,6 +819,11 @@ def _check_unique(reader: Reader, specs: tuple[ModuleSpec, ...]) -> None:
 
 def check_environment(config: Config, env: Mapping[str, str]) -> None:
     """Variables the config names must be set now, not found missing at 06:00."""
+    if config.monitor is not None:
+        for name in (m.group(1) for m in PLACEHOLDER.finditer(config.monitor.url)):
+            if not env.get(name):
+                raise FatalError(f"{config.display}: monitor.url: ${{{name}}} is used but the "
+                                 f"variable {name} is not set")
     for i, channel in enumerate(config.notify):
         key = f"notify[{i}]"
         texts = []

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from gitcron import records, runid
-from gitcron.config import FIXED, PLACEHOLDER, Channel, Email, Webhook, expand
+from gitcron.config import FIXED, PLACEHOLDER, Channel, Email, Monitor, Webhook, expand
 
 Mask = Callable[[str], str]
 
@@ -450,8 +450,10 @@ def _guarded(job: _Job, deadline: float, box: list[str]) -> None:
     box.append(job.hide(f"{job.label}: {outcome}"))
 
 
-def _retrying(attempt: Callable[[float], _Try], deadline: float) -> str:
+def _retrying(attempt: Callable[[float], _Try], deadline: float,
+              backoff: Sequence[float] | None = None) -> str:
     """Up to TRIES tries, each with the timeout the budget still allows."""
+    backoff = BACKOFF_SECONDS if backoff is None else backoff
     reason = "no time to try"
     for n in range(1, TRIES + 1):
         left = deadline - time.monotonic() - MARGIN_SECONDS
@@ -464,7 +466,7 @@ def _retrying(attempt: Callable[[float], _Try], deadline: float) -> str:
         reason = outcome.reason
         if not outcome.retry or n == TRIES:
             return f"failed ({reason}){tries}"
-        wait = BACKOFF_SECONDS[n - 1] if outcome.wait is None else outcome.wait
+        wait = backoff[n - 1] if outcome.wait is None else outcome.wait
         if wait > RETRY_AFTER_CAP_SECONDS:
             return f"failed ({reason}; asked to retry after {wait:g} s){tries}"
         if time.monotonic() + wait + MIN_TRY_SECONDS + MARGIN_SECONDS > deadline:
@@ -569,11 +571,14 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _post(opener: urllib.request.OpenerDirector, url: str, body: bytes,
-          headers: Mapping[str, str], timeout: float) -> _Try:
+def _post(opener: urllib.request.OpenerDirector, url: str, body: bytes | None,
+          headers: Mapping[str, str], timeout: float,
+          content_type: str = "application/json; charset=utf-8") -> _Try:
+    """POST `body`, or GET when there is none."""
     # urllib's own User-Agent is turned away by some firewalls in front of webhooks.
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "User-Agent": USER_AGENT, **headers, "Content-Type": "application/json; charset=utf-8"})
+    kind = {} if body is None else {"Content-Type": content_type}
+    request = urllib.request.Request(url, data=body, method="GET" if body is None else "POST",
+                                     headers={"User-Agent": USER_AGENT, **headers, **kind})
     try:
         with opener.open(request, timeout=timeout) as response:
             response.read(1 << 16)
@@ -719,3 +724,83 @@ def _connect(email: Email, context: ssl.SSLContext, timeout: float) -> smtplib.S
     if email.ssl:
         return smtplib.SMTP_SSL(email.host, email.port, timeout=timeout, context=context)
     return smtplib.SMTP(email.host, email.port, timeout=timeout)
+
+
+# --- Monitor pings -------------------------------------------------------------------------
+
+PING_BUDGET_SECONDS = 5.0  # a ping never holds the run longer than this
+PING_BACKOFF_SECONDS = (0.5, 1.0)
+MAX_PING_BODY_BYTES = 100 * 1000  # healthchecks.io keeps the first 100 kB of a body
+Phase = Literal["start", "end"]
+
+
+def new_ping_id() -> str:
+    """The run's id for the monitor (healthchecks' `rid`): a UUID, fixed for the run."""
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def ping_url(monitor: Monitor, url: str, phase: Phase, status: str, rid: str,
+             run_id: str) -> str | None:
+    """Where to ping for this phase and status, or None when this kind is not pinged then.
+
+    healthchecks.io: `<url>/start`, `<url>`, `<url>/fail`, each with `?rid=`;
+    Cronitor: `?state=run|complete|fail&series=<run_id>`; plain: one GET at the end
+    of a run that exited 0.
+    """
+    good = status in ("success", "partial")
+    if monitor.kind == "healthchecks":
+        suffix = "/start" if phase == "start" else "" if good else "/fail"
+        return _with(url, suffix, {"rid": rid})
+    if monitor.kind == "cronitor":
+        state = "run" if phase == "start" else "complete" if good else "fail"
+        return _with(url, "", {"state": state, "series": run_id})
+    return url if phase == "end" and good else None
+
+
+def _with(url: str, suffix: str, query: Mapping[str, str]) -> str:
+    """`url` with `suffix` added to its path and `query` to its query string."""
+    from urllib.parse import urlencode, urlunsplit
+
+    parts = urlsplit(url)
+    added = urlencode(dict(query))
+    both = f"{parts.query}&{added}" if parts.query else added
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix if suffix
+                                     else parts.path, query=both))
+
+
+def ping(monitor: Monitor, phase: Phase, *, status: str, rid: str, run_id: str,
+         env: Mapping[str, str], mask: Mask, body: str = "",
+         budget_seconds: float = PING_BUDGET_SECONDS) -> str | None:
+    """Ping the monitor; one line saying how it went ("... failed (why)" deserves a
+    warning), or None when this kind has nothing to say at this point. Never raises,
+    never takes longer than `budget_seconds`."""
+    url = expand(monitor.url, env)
+    target = ping_url(monitor, url, phase, status, rid, run_id)
+    if target is None:
+        return None
+    shown = shown_url(url)
+    hide = _hider(mask, [*_placeholders([monitor.url], env), url, target])
+    what = "start" if phase == "start" else status
+    label = f"monitor {monitor.kind} {shown}: {what} ping"
+    reviewed = monitor.kind == "healthchecks" and phase == "end" and status in FAILING
+    data = _ping_body(body, hide) if reviewed else None
+
+    def work(deadline: float) -> str:
+        if not shown.startswith(("http://", "https://")):
+            return "failed (not an http or https URL)"
+        opener = urllib.request.build_opener(
+            _NoRedirect, urllib.request.HTTPSHandler(context=tls_context(env)))
+        return _retrying(lambda timeout: _post(opener, target, data, {}, timeout,
+                                               "text/plain; charset=utf-8"),
+                         deadline, PING_BACKOFF_SECONDS)
+
+    job = _Job(label, "", work, hide)
+    return _run_all([job], time.monotonic() + budget_seconds)[0]
+
+
+def _ping_body(text: str, hide: Mask) -> bytes:
+    """The review report, masked, cut to its first 100 kB at a character's end."""
+    data = hide(text).encode()
+    return data[:MAX_PING_BODY_BYTES].decode("utf-8", "ignore").encode()

@@ -122,6 +122,7 @@ class RunResult:
     config_ok: bool = True  # the config still loads after the modules ran
     review: str = ""  # the review report, for a run that did not succeed
     attention: Attention | None = None  # the runs before it: failures in a row, a streak ended
+    ping_id: str | None = None  # the run's id for the monitor (healthchecks' rid)
 
     @property
     def exit_code(self) -> int:
@@ -248,6 +249,7 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
         _announce(config, plan, ctx, result, backfill is not None)
         for level, line in said:
             logger.log(level, line)
+        _ping(config, result, options, env, masker, "start")
         result.modules, result.status = _execute(plan, ctx, env, runlog, cancel, actions)
         try:
             result.record = _finish(config, plan, result, options, env, masker, backfill)
@@ -284,6 +286,7 @@ def _publish(config: Config, result: RunResult, options: Options, env: Mapping[s
         result.push_failed = push_error is not None
     link = actions.log_link(commit, result.record.get("log_file", ""))
     sent = _notify(config, result, options, env, masker, link)
+    _ping(config, result, options, env, masker, "end")
     _tell_actions(actions, result, commit, push_error, sent)
     actions.end_untrusted()
 
@@ -670,6 +673,25 @@ def _notify(config: Config, result: RunResult, options: Options, env: Mapping[st
     return lines
 
 
+def _ping(config: Config, result: RunResult, options: Options, env: Mapping[str, str],
+          masker: logs.Masker, phase: Literal["start", "end"]) -> None:
+    """Tell the monitor the run started, or how it ended; never changes the run."""
+    if config.monitor is None:
+        return
+    if options.dry_run:
+        if phase == "start":
+            logger.info("monitor: not pinged (dry run)")
+        return
+    from gitcron import notify
+
+    if result.ping_id is None:
+        result.ping_id = notify.new_ping_id()
+    line = notify.ping(config.monitor, phase, status=result.status, rid=result.ping_id,
+                       run_id=result.run_id, env=env, mask=masker, body=result.review)
+    if line is not None:
+        logger.log("WARNING" if notify.failures([line]) else "INFO", line)
+
+
 def _config_still_loads(config: Config) -> bool:
     """A module may have rewritten the config (its own settings); it must still be valid."""
     if config.unchanged():
@@ -730,7 +752,15 @@ def _record(
         "last_run_date_before": config.last_run_date,
         "log_file": _relative(result.log_path, config.root),
         "modules": [m.as_record() for m in result.modules],
+        **_monitor_record(config, result),
     }
+
+
+def _monitor_record(config: Config, result: RunResult) -> dict[str, Any]:
+    """`"monitor": {"kind", "rid"}` when a monitor is set: the id its pings carried."""
+    if config.monitor is None:
+        return {}
+    return {"monitor": {"kind": config.monitor.kind, "rid": result.ping_id}}
 
 
 def _relative(path: Path, root: Path) -> str:

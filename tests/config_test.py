@@ -353,7 +353,8 @@ def test_the_reference_in_docs_is_the_one_the_declarations_make() -> None:
 
 def test_every_declared_key_says_what_it_is_and_has_a_row() -> None:
     reference = cfg.reference()
-    for section in (cfg.Config, cfg.ModuleSpec, cfg.GitSettings, cfg.Channel, cfg.Email):
+    for section in (cfg.Config, cfg.ModuleSpec, cfg.GitSettings, cfg.Channel, cfg.Email,
+                    cfg.Monitor):
         for name, declared in schema.keys(section).items():
             assert declared.metadata["doc"], name
             assert f"| `{name}` |" in reference

@@ -1,6 +1,7 @@
 """Real servers on 127.0.0.1 for the notification tests.
 
-- `HookServer`: an HTTP server that records every POST (path, headers, body) and
+- `HookServer`: an HTTP server that records every POST and GET (method, path,
+  headers, body) in the order they came, and
   answers from a script: "500, then 200", "429 with Retry-After", a reply that
   never comes (stall), or one that trickles out a byte at a time, forever.
 - `SmtpServer`: aiosmtpd in a thread of its own, with STARTTLS or implicit TLS
@@ -44,6 +45,7 @@ class Posted:
     path: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
 
 
 class HookServer:
@@ -75,9 +77,15 @@ class HookServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                self.answer()
+
+            def do_GET(self) -> None:
+                self.answer()
+
+            def answer(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                owner.posted.append(Posted(self.path, headers, body))
+                owner.posted.append(Posted(self.path, headers, body, self.command))
                 reply = owner._next()
                 if reply.stall:
                     owner.release.wait()

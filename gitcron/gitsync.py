@@ -84,6 +84,8 @@ class Request:
     log_note: Callable[[str], str] = _plain_note
     # The run's folder (`<log_dir>/runs/<run id>`), when it is committed with the run.
     run_dir: Path | None = None
+    # A second paragraph for the commit message: why a commit was made at all.
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,26 @@ def _check_secrets_stay(where: Where, root: Path, paths: tuple[str, ...],
     except GitError:  # not ignored (or tracked): `git add` of the entry would take it
         raise FatalError(f"commit-back: git.paths entry {covering[0]!r} would commit .env, "
                          "which holds secrets: add `.env` to .gitignore") from None
+
+
+# GitHub disables the schedule of a public repository after 60 days without
+# activity (docs.github.com, "Disabling and enabling a workflow"); 50 leaves ten
+# days to notice, or for a keep-alive commit to land.
+KEEP_ALIVE_DAYS = 50
+
+
+def newest_commit(root: Path) -> tuple[str, float] | None:
+    """The branch's newest commit (HEAD) and its committer time, or None outside a
+    repository or before the first commit."""
+    if lock.find_git_dir(root) is None:
+        return None
+    try:
+        where = locate(root)
+        out = _Git(where, _base_env({}), str)("log", "-1", "--format=%H %ct", "HEAD")
+        sha, _, stamp = out.partition(" ")
+        return sha, float(stamp)
+    except (PushError, GitError, ValueError):
+        return None
 
 
 def uncommitted(root: Path, path: Path) -> bool:
@@ -530,7 +552,8 @@ def _commit_tree(git: _Git, req: Request, tree: str, parent: str | None,
     message = req.settings.commit_message.format(run_id=run_id or req.run_id,
                                                  status=req.status)
     args = ["-c", "user.useConfigOnly=true", "commit-tree", tree,
-            *(["-p", parent] if parent else []), "-m", message]
+            *(["-p", parent] if parent else []), "-m", message,
+            *(["-m", req.note] if req.note else [])]
     identity = _identity(req.settings)
     try:
         return git(*args, extra_env=identity)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 from gitcron import config as cfg
-from gitcron import runid
+from gitcron import records, runid
 from gitcron.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, FatalError
 from gitcron.commands import printable
 from gitcron.config import Config
@@ -201,9 +201,28 @@ def history_lines(runs: list[tuple[Path, Record]], log_dir: Path, style: Style) 
         lines.append("  ".join((run.ljust(widths[0]), trigger.ljust(widths[1]),
                                 style.paint(status.ljust(widths[2]), status),
                                 took.rjust(widths[3]), _marks(record, style) + _notes(record))))
-    statuses = [row[2] for row in rows]
-    durations = [_seconds(record.get("duration_seconds")) for _, record in runs]
-    return [*lines, _summary(len(runs), statuses, durations)]
+    return [*lines, whole_summary(runs)]
+
+
+def whole_summary(runs: list[tuple[Path, Record]]) -> str:
+    """The success rate and median duration of the whole-pipeline runs; dry runs,
+    narrowed runs and backfills are counted apart: they say little of the pipeline."""
+    whole = [record for _, record in runs if records.is_whole(record)]
+    line = _summary(len(runs), [_text(r.get("status")) for r in whole],
+                    [_seconds(r.get("duration_seconds")) for r in whole],
+                    whole=len(whole) != len(runs))
+    apart = []
+    for kind, noun in (("narrowed", "narrowed"), ("dry run", "dry run"), ("backfill", "backfill")):
+        found = [r for _, r in runs if records.kind(r) == kind]
+        if found:
+            good = sum(r.get("status") == "success" for r in found)
+            apart.append(f"{_counted(len(found), noun)} ({good} succeeded)")
+    return line + (f"; not counted: {', '.join(apart)}" if apart else "")
+
+
+def _counted(count: int, noun: str) -> str:
+    plural = "" if count == 1 or noun == "narrowed" else "s"
+    return f"{count} {noun}{plural}"
 
 
 def _cells(path: Path, record: Record) -> tuple[str, str, str, str]:
@@ -227,19 +246,37 @@ def _notes(record: Record) -> str:
             notes.append(note)
     selection = record.get("selection")
     if isinstance(selection, dict) and selection.get("resume_of"):
-        notes.append(f"resumes {selection['resume_of']}")
+        notes.append(f"resumes {_text(selection['resume_of'])}")
+    elif records.is_narrowed(record):
+        notes.append(f"narrowed: {_selection(selection)}")
     return f"  ({'; '.join(notes)})" if notes else ""
 
 
+def _selection(selection: dict[str, Any]) -> str:
+    """`--only a b`, `--from c`, `--skip d`, as the command line said them."""
+    parts = []
+    for key in ("only", "from", "skip"):
+        value = selection.get(key)
+        values = value if isinstance(value, list) else [value] if value else []
+        if values:
+            parts.append(f"--{key} " + " ".join(_text(v) for v in values))
+    return " ".join(parts) or "?"
+
+
 def _summary(count: int, statuses: list[str], durations: list[float | None],
-             good_statuses: tuple[str, ...] = ("success",)) -> str:
+             good_statuses: tuple[str, ...] = ("success",), whole: bool = False) -> str:
+    """`count` runs; the rate and median over those of `statuses` and `durations`
+    (all of them, or only the whole runs when `whole` says so)."""
     import statistics  # 4 ms to import: only the commands that summarise need it
 
     good = sum(statuses.count(status) for status in good_statuses)
     known = [d for d in durations if d is not None]
     median = format_duration(statistics.median(known)) if known else "?"
-    return (f"{count} run{'s' if count > 1 else ''}: success rate {100 * good / count:.0f}% "
-            f"({good} of {count}), median duration {median}")
+    counted = len(statuses)
+    rate = f"{100 * good / counted:.0f}%" if counted else "?"
+    of = f"{good} of {counted}{' whole runs' if whole else ''}"
+    return (f"{count} run{'s' if count > 1 else ''}: success rate {rate} ({of}), "
+            f"median duration {median}")
 
 
 def module_lines(runs: list[tuple[Path, Record]], wanted: str, as_json: bool,
@@ -330,7 +367,11 @@ def status_main(argv: Sequence[str]) -> int:
 
 
 def status_report(config: Config, now: datetime) -> dict[str, Any]:
-    """Health at `now` (aware): the newest runs, the schedule, and the verdict."""
+    """Health at `now` (aware): the newest runs, the schedule, and the verdict.
+
+    Only whole-pipeline runs decide it: a dry run, a narrowed run or a backfill
+    says nothing of whether the scheduled pipeline works, and does not make a
+    late schedule look on time."""
     skipped: list[Path] = []
     runs = _recent_runs(config, skipped)
     warn_skipped("status", skipped)
@@ -338,21 +379,43 @@ def status_report(config: Config, now: datetime) -> dict[str, Any]:
     times = expected_times(schedule, now, config.schedule_grace_minutes) if schedule else None
     newest = runs["newest"]
     failing = newest is not None and newest["status"] in FAILING
+    degraded = newest is not None and newest["status"] == "partial"
     late = is_late(newest, times["due"] if times else None)
     reasons = []
-    if failing:
-        reasons.append(f"the newest run {newest['run_id']} {newest['status']}")
+    if failing or degraded:
+        reasons.append(f"the newest run {newest['run_id']} {newest['status']}"
+                       + "".join(f"; {part}" for part in newest["attention"]))
     if late:
         reasons.append(f"no run started since {_utc(times['due'])}, expected then "
                        f"(grace {config.schedule_grace_minutes:g} min)")
     # Failing first: a late pipeline whose last run failed needs that failure fixed.
-    health = "failing" if failing else "late" if late else "ok"
+    health = "failing" if failing else "degraded" if degraded else "late" if late else "ok"
     return {
-        "health": health, "reasons": reasons, "now": now.isoformat(timespec="seconds"),
+        "health": health, "reasons": reasons, "warnings": _warnings(config, now),
+        "now": now.isoformat(timespec="seconds"),
         "newest_run": _public(newest), "newest_success": _public(runs["success"]),
-        "failures_in_a_row": runs["failures"], "last_run_date": config.last_run_date,
+        "newest_other_run": _public(runs["other"]),
+        "failures_in_a_row": runs["failures"], "recent": runs["recent"],
+        "last_run_date": config.last_run_date,
         "schedule": _schedule_report(schedule, times, config.schedule_grace_minutes),
     }
+
+
+def _warnings(config: Config, now: datetime) -> list[str]:
+    """What is not wrong yet, but will be: a schedule GitHub is about to disable."""
+    from gitcron import gitsync
+
+    found = gitsync.newest_commit(config.root)
+    if found is None:
+        return []
+    sha, stamp = found
+    days = (now.timestamp() - stamp) / 86400
+    if days <= gitsync.KEEP_ALIVE_DAYS:
+        return []
+    when = datetime.fromtimestamp(stamp, timezone.utc)
+    return [f"the newest commit ({sha[:7]}, {_utc(when)}) is {int(days)} days old: GitHub "
+            "disables the schedule of a public repository after 60 days without activity "
+            '(with git.commit "changes", the next run commits anyway; or push any commit)']
 
 
 def is_late(newest: dict[str, Any] | None, due: datetime | None) -> bool:
@@ -363,11 +426,17 @@ def is_late(newest: dict[str, Any] | None, due: datetime | None) -> bool:
 
 
 def _recent_runs(config: Config, skipped: list[Path]) -> dict[str, Any]:
-    """The newest real run, the newest successful one, and the failures in a row;
-    reading stops at the newest success. Dry runs are rehearsals: left out."""
-    found: dict[str, Any] = {"newest": None, "success": None, "failures": 0}
-    for path, record in records_newest_first(config.log_dir, skipped):
-        if record.get("dry_run"):
+    """The newest whole run, the newest successful one, and the failures in a row
+    (reading stops at the newest success); the newest other run (dry, narrowed or a
+    backfill); and how the newest DEFAULT_COUNT runs went."""
+    found: dict[str, Any] = {"newest": None, "success": None, "failures": 0, "other": None}
+    runs = records_newest_first(config.log_dir, skipped)
+    head = list(itertools.islice(runs, DEFAULT_COUNT))
+    found["recent"] = whole_summary(head) if head else None
+    for path, record in itertools.chain(head, runs):
+        if not records.is_whole(record):
+            if found["other"] is None:
+                found["other"] = dict(_run_summary(path, record, config), kind=records.kind(record))
             continue
         run = _run_summary(path, record, config)
         if found["newest"] is None:
@@ -388,7 +457,18 @@ def _run_summary(path: Path, record: Record, config: Config) -> dict[str, Any]:
             "status": _text(record.get("status")),
             "trigger": None if trigger is None else _text(trigger),
             "started": (started or moment.isoformat()) if moment else None, "started_at": moment,
-            "duration_seconds": _seconds(record.get("duration_seconds"))}
+            "duration_seconds": _seconds(record.get("duration_seconds")),
+            "attention": _attention(record)}
+
+
+def _attention(record: Record) -> list[str]:
+    """["failed: a, b", "recovered: c"]: the modules that needed attention."""
+    parts = []
+    for status in ("failed", "recovered"):
+        names = [_text(m.get("name")) for m in _modules(record) if m.get("status") == status]
+        if names:
+            parts.append(f"{status}: {', '.join(names)}")
+    return parts
 
 
 def _public(run: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -490,10 +570,15 @@ def status_lines(report: dict[str, Any], style: Style) -> list[str]:
     lines = [("health", style.paint(health, "success" if health == "ok" else "failed")
               + "".join(f"; {reason}" for reason in report["reasons"]))]
     lines += [("newest run", _describe(report["newest_run"], style)),
-              ("newest success", _describe(report["newest_success"], style)),
-              ("failures in a row", str(report["failures_in_a_row"])),
+              ("newest success", _describe(report["newest_success"], style))]
+    if report["newest_other_run"]:
+        other = report["newest_other_run"]
+        lines.append((f"newest {other['kind']}", _describe(other, style)))
+    lines += [("failures in a row", str(report["failures_in_a_row"])),
+              ("recent runs", report["recent"] or "none"),
               ("last_run_date", report["last_run_date"] or "never set")]
     lines += _schedule_lines(report["schedule"])
+    lines += [("warning", warning) for warning in report["warnings"]]
     width = max(len(label) for label, _ in lines) + 1
     return [f"{(label + ':').ljust(width)} {value}" for label, value in lines]
 

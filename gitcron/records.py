@@ -110,6 +110,15 @@ def is_narrowed(record: Record) -> bool:
     return isinstance(selection, dict) and not selection.get("resume_of")
 
 
+def kind(record: Record) -> str:
+    """"whole", or what the run was instead: "dry run", "backfill" or "narrowed"."""
+    if record.get("dry_run"):
+        return "dry run"
+    if record.get("backfill"):
+        return "backfill"
+    return "narrowed" if is_narrowed(record) else "whole"
+
+
 def is_whole(record: Record) -> bool:
     """A run of the whole pipeline: what success rates, streaks and health count."""
     return not is_rehearsal(record) and not is_narrowed(record)

@@ -375,12 +375,14 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
     run_dir = (result.run_dir, result.run_dir.parent / runid.LATEST)
     extra = config.git.paths + (tuple(_relative(p, config.root) for p in run_dir)
                                 if result.record.get("run_dir") else ())
-    all_skipped = all(m.status == "skipped" for m in result.modules)
+    only_if_changed = config.git.commit == "changes" and all(
+        m.status == "skipped" for m in result.modules)
+    note = _keep_alive(config) if only_if_changed else None
     request = gitsync.Request(
         root=config.root, log=result.log_path, record=result.record_path,
         config=config.path if result.config_ok else None, extra=extra, settings=config.git,
         run_id=result.run_id, status=result.status, env=env, rename_record=renamed_record,
-        only_if_changed=config.git.commit == "changes" and all_skipped,
+        only_if_changed=only_if_changed and note is None, note=note,
         log_note=partial(_log_line, config.tz),
         run_dir=result.run_dir if result.record.get("run_dir") else None,
     )
@@ -404,6 +406,24 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
     logger.info(f"pushed {pushed.commit[:7]} to {pushed.target} ({pushed.branch}) "
                 f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}")
     return pushed.commit, None
+
+
+def _keep_alive(config: Config) -> str | None:
+    """Why this run commits even if nothing changed: the branch's newest commit is
+    old enough for GitHub to disable its schedule soon. None when it is not."""
+    from gitcron import gitsync
+
+    found = gitsync.newest_commit(config.root)
+    if found is None:
+        return None
+    days = (datetime.now(config.tz).timestamp() - found[1]) / 86400
+    if days <= gitsync.KEEP_ALIVE_DAYS:
+        return None
+    why = (f"keep-alive: the newest commit ({found[0][:7]}) is {int(days)} days old, and "
+           "GitHub disables the schedule of a public repository after 60 days without "
+           "activity")
+    logger.info(f"git.commit changes: committing even if nothing changed ({why})")
+    return why
 
 
 def _log_line(tz: Any, text: str) -> str:

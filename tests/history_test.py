@@ -366,3 +366,22 @@ def test_a_module_that_skipped_counts_as_done_in_its_success_rate() -> None:
     assert history._summary(3, ["success", "skipped", "failed"], [1.0, 2.0, 3.0],
                             good_statuses=("success", "skipped")).startswith(
         "3 runs: success rate 67% (2 of 3)")
+
+
+def test_the_success_rate_counts_whole_runs_and_the_others_apart(project: Project) -> None:
+    """Real runs: two whole (one failed), one narrowed, one dry run, one backfill."""
+    project.module("1.a.py", OK)
+    project.module("2.b.py", "import os, sys\nsys.exit(3 if os.path.exists('fail') else 0)\n")
+    project.config()
+    assert project.run("--no-push").returncode == 0
+    (project.root / "fail").touch()
+    assert project.run("--no-push").returncode == 1
+    assert project.run("--no-push", "--only", "a").returncode == 0
+    assert project.run("--no-push", "--dry-run").returncode == 1
+    assert project.run("--no-push", "--since", "2026-01-01", "--until", "2026-01-02"
+                       ).returncode == 1
+    lines = run_history(project).stdout.splitlines()
+    assert "(narrowed: --only 1.a)" in lines[3] or "(narrowed: --only a)" in lines[3]
+    assert lines[-1].startswith("5 runs: success rate 50% (1 of 2 whole runs), median duration ")
+    assert lines[-1].endswith("; not counted: 1 narrowed (1 succeeded), 1 dry run "
+                              "(0 succeeded), 1 backfill (0 succeeded)")

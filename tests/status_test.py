@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,8 @@ def test_a_failed_or_interrupted_newest_run_is_failing(project: Project, logs: P
     write(logs, "20261123_09h00", started("20261123_09h00", "2026-11-23T09:00:00", status))
     report = history.status_report(load(project, "0 9 * * *"), at("2026-11-23T09:30:00"))
     assert report["health"] == "failing"
-    assert report["reasons"] == [f"the newest run 20261123_09h00 {status}"]
+    [reason] = report["reasons"]
+    assert reason.startswith(f"the newest run 20261123_09h00 {status}")
 
 
 def test_failing_and_late_at_once_names_both(project: Project, logs: Path) -> None:
@@ -225,3 +227,84 @@ def test_status_ok_and_late_as_a_process(project: Project, logs: Path) -> None:
 def test_status_bad_arguments_are_one_line(project: Project, logs: Path) -> None:
     result = run_status(project, "--bogus")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
+
+
+# What counts: whole runs; partial is degraded; a stale branch is a warning
+
+
+def git(cwd: Path, *args: str, **env: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env=dict(os.environ, **env))
+
+
+def test_a_partial_newest_run_is_degraded_naming_its_modules(project: Project) -> None:
+    project.module("1.a.py", fail(4))
+    project.module("2.b.py", fail(5))
+    project.module("undo.sh", "exit 0\n")
+    project.config(modules=[{"path": "modules/1.a.py", "on_failure": "modules/undo.sh"},
+                            {"path": "modules/2.b.py", "critical": False}])
+    assert project.run("--no-push").returncode == 0
+    assert project.record()["status"] == "partial"
+    result = run_status(project)
+    assert result.returncode == 1
+    run_id = project.record()["run_id"]
+    assert result.stdout.splitlines()[0] == (
+        f"health:            degraded; the newest run {run_id} partial; failed: 2.b; "
+        "recovered: 1.a")
+    report = json.loads(run_status(project, "--json").stdout)
+    assert report["health"] == "degraded" and report["failures_in_a_row"] == 0
+
+
+def test_narrowed_dry_and_backfill_runs_neither_decide_health_nor_end_lateness(
+        project: Project, logs: Path) -> None:
+    write(logs, "20261123_06h00", started("20261123_06h00", "2026-11-23T06:00:00", "failed"))
+    write(logs, "20261124_06h10", started("20261124_06h10", "2026-11-24T06:10:00",
+                                          selection={"only": ["1.a"], "from": None, "skip": [],
+                                                     "resume_of": None}))
+    write(logs, "20261124_06h20", started("20261124_06h20", "2026-11-24T06:20:00", dry_run=True))
+    write(logs, "20261124_06h30", started("20261124_06h30", "2026-11-24T06:30:00", backfill=True))
+    report = history.status_report(load(project, "0 6 * * *"), at("2026-11-24T07:30:00"))
+    assert report["health"] == "failing"
+    assert report["newest_run"]["run_id"] == "20261123_06h00"
+    assert report["newest_other_run"]["run_id"] == "20261124_06h30"
+    assert report["newest_other_run"]["kind"] == "backfill"
+    assert report["reasons"][1].startswith("no run started since 2026-11-24 06:00 UTC")
+    assert report["recent"] == ("4 runs: success rate 0% (0 of 1 whole runs), median duration "
+                                "12.5s; not counted: 1 narrowed (1 succeeded), 1 dry run "
+                                "(1 succeeded), 1 backfill (1 succeeded)")
+    lines = history.status_lines(report, history.Style(False, history.MARKS))
+    assert any(line.startswith("newest backfill:   20261124_06h30") for line in lines)
+
+
+def test_a_resumed_run_is_a_whole_run(project: Project, logs: Path) -> None:
+    write(logs, "20261123_06h00", started("20261123_06h00", "2026-11-23T06:00:00", "failed"))
+    write(logs, "20261123_07h00", started("20261123_07h00", "2026-11-23T07:00:00", selection={
+        "only": [], "from": "2.load", "skip": [], "resume_of": "20261123_06h00"}))
+    report = history.status_report(load(project), at("2026-11-23T08:00:00"))
+    assert report["health"] == "ok" and report["newest_run"]["run_id"] == "20261123_07h00"
+
+
+@pytest.mark.parametrize(("days", "warned"), [(49, False), (51, True)])
+def test_a_branch_without_a_commit_for_50_days_is_warned_of(project: Project, logs: Path,
+                                                            days: int, warned: bool) -> None:
+    git(project.root, "init", "-q")
+    git(project.root, "add", "config.json")
+    when = "2026-10-01T12:00:00+00:00"
+    git(project.root, "commit", "-q", "-m", "initial", GIT_COMMITTER_DATE=when,
+        GIT_AUTHOR_DATE=when)
+    now = at("2026-10-01T12:00:00") + timedelta(days=days)
+    report = history.status_report(load(project), now)
+    assert report["health"] == "ok"  # a warning, not a verdict
+    if not warned:
+        assert report["warnings"] == []
+        return
+    [warning] = report["warnings"]
+    assert warning.startswith("the newest commit (")
+    assert ", 2026-10-01 12:00 UTC) is 51 days old: " in warning
+    assert "GitHub disables the schedule of a public repository after 60 days" in warning
+    lines = history.status_lines(report, history.Style(False, history.MARKS))
+    assert lines[-1].startswith("warning:") and "51 days old" in lines[-1]
+
+
+def test_outside_a_repository_there_is_no_commit_to_warn_of(project: Project, logs: Path) -> None:
+    assert history.status_report(load(project), at("2026-10-01T12:00:00"))["warnings"] == []

@@ -86,6 +86,9 @@ class Request:
     run_dir: Path | None = None
     # A second paragraph for the commit message: why a commit was made at all.
     note: str | None = None
+    # `<log_dir>/badge.json`, among `extra`: when a concurrent run changed it too,
+    # the run pushing now (the last to finish) writes it.
+    badge: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -687,6 +690,7 @@ def _replay(git: _Git, req: Request, base: str | None, ours: str,
     config_rel = _rel(req.config, top) if req.config is not None else None
     run_files = (_rel(req.log, top), _rel(req.record, top))
     own = _run_folder(req, top)
+    badge = _rel(req.badge, top) if req.badge is not None else None
     renamed, updates = None, {}
     if any(path in theirs for path in run_files):  # a concurrent run took our run id
         renamed, updates = _rename_run(git, req, ours, remote, mine, own)
@@ -700,6 +704,8 @@ def _replay(git: _Git, req: Request, base: str | None, ours: str,
         elif own is not None and path == own[1]:
             if _newer_than_theirs(git, req.run_id, remote, path, theirs[path]):
                 updates[path] = change
+        elif path == badge:
+            updates[path] = change
         else:
             raise PushError(f"push rejected and {path} was changed both here and on the remote: "
                             f"the run's commit {ours[:7]} is on the local branch; resolve it by "

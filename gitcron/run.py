@@ -375,6 +375,8 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
     run_dir = (result.run_dir, result.run_dir.parent / runid.LATEST)
     extra = config.git.paths + (tuple(_relative(p, config.root) for p in run_dir)
                                 if result.record.get("run_dir") else ())
+    badge = _write_badge(config, result.record)
+    extra += (_relative(badge, config.root),) if badge else ()
     only_if_changed = config.git.commit == "changes" and all(
         m.status == "skipped" for m in result.modules)
     note = _keep_alive(config) if only_if_changed else None
@@ -382,7 +384,7 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
         root=config.root, log=result.log_path, record=result.record_path,
         config=config.path if result.config_ok else None, extra=extra, settings=config.git,
         run_id=result.run_id, status=result.status, env=env, rename_record=renamed_record,
-        only_if_changed=only_if_changed and note is None, note=note,
+        only_if_changed=only_if_changed and note is None, note=note, badge=badge,
         log_note=partial(_log_line, config.tz),
         run_dir=result.run_dir if result.record.get("run_dir") else None,
     )
@@ -406,6 +408,35 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
     logger.info(f"pushed {pushed.commit[:7]} to {pushed.target} ({pushed.branch}) "
                 f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}")
     return pushed.commit, None
+
+
+# shields.io's endpoint badge: https://shields.io/badges/endpoint-badge
+BADGES = {"success": ("passing", "brightgreen"), "partial": ("partial", "yellow"),
+          "failed": ("failing", "red"), "interrupted": ("failing", "red")}
+
+
+def badge_json(status: str) -> str:
+    """The badge of a run that ended `status`: the same bytes for the same message,
+    so that an unchanged badge is no change to commit."""
+    message, color = BADGES[status]
+    return json.dumps({"schemaVersion": 1, "label": "pipeline", "message": message,
+                       "color": color}, indent=2) + "\n"
+
+
+def _write_badge(config: Config, record: dict[str, Any]) -> Path | None:
+    """`<log_dir>/badge.json` for a whole-pipeline run (a narrowed run or a backfill
+    says little of the pipeline: the badge stays as it was); None when not written."""
+    from gitcron import records
+
+    if not record or not records.is_whole(record) or record.get("status") not in BADGES:
+        return None
+    path = config.log_dir / runid.BADGE
+    try:
+        cfg.write_atomic(path, badge_json(record["status"]))
+    except OSError as exc:
+        logger.warning(f"could not write the badge {path}: {exc.strerror}")
+        return None
+    return path
 
 
 def _keep_alive(config: Config) -> str | None:

@@ -20,6 +20,7 @@ LOG_SUFFIX = ".log"
 RECORD_SUFFIX = ".json"
 RUNS_FOLDER = "runs"
 LATEST = "latest"
+BADGE = "badge.json"  # in log_dir: the pipeline's state, for a README badge
 # A run id: its minute, then an optional `_N` (N >= 2).
 # ASCII digits only, and the whole name (fullmatch: `$` would let a trailing newline in).
 RUN_ID = re.compile(r"([0-9]{8}_[0-9]{2}h[0-9]{2})(?:_([1-9][0-9]*))?")

@@ -125,7 +125,7 @@ def test_a_kill_at_each_step_of_the_commit(remote: Path, tmp_path: Path, ref: st
     if not moved:  # until the next run's repair, at worst the run's files are staged
         assert set(git(project.root, "diff", "--cached", "--name-status").splitlines()) <= {
             f"A\tdata and logs/workflow_{killed}.log", f"A\tdata and logs/workflow_{killed}.json",
-            "M\tconfig.json"}
+            "A\tdata and logs/badge.json", "M\tconfig.json"}
     assert_next_run_works(project, remote)
     if moved:  # the killed run's commit went out with the next one
         assert f"data and logs/workflow_{killed}.log" in remote_files(remote)

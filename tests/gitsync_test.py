@@ -70,7 +70,8 @@ def test_one_commit_with_exactly_the_run_files(remote: Path) -> None:
     record = project.record()
     run_id = record["run_id"]
     changed = git(remote, "show", "--name-only", "--format=", "main").splitlines()
-    assert changed == ["config.json", f"data and logs/workflow_{run_id}.json",
+    assert changed == ["config.json", "data and logs/badge.json",
+                       f"data and logs/workflow_{run_id}.json",
                        f"data and logs/workflow_{run_id}.log"]
     assert git(remote, "log", "-1", "--format=%s|%an|%ae", "main") == (
         f"pipeline: success run {run_id} [skip ci]|Test User|test@example.com")
@@ -501,7 +502,7 @@ def test_the_users_staging_stays_staged_and_uncommitted(remote: Path) -> None:
     assert project.run().returncode == EXIT_OK
     run_id = project.record()["run_id"]
     assert sorted(git(remote, "show", "--name-only", "--format=", "main").splitlines()) == [
-        "config.json", f"data and logs/workflow_{run_id}.json",
+        "config.json", "data and logs/badge.json", f"data and logs/workflow_{run_id}.json",
         f"data and logs/workflow_{run_id}.log"]
     assert "modules/1.a.py" in remote_files(remote)
     assert git(project.root, "diff", "--cached", "--name-status") == before

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import Project
 
+from gitcron import run
 from gitcron.codes import EXIT_OK
 
 DAY = 86400
@@ -31,6 +32,8 @@ def quiet_project(tmp_path: Path, days_ago: int) -> tuple[Project, Path]:
     project = Project(tmp_path / "work")
     project.module("1.check.py", "import sys\nsys.exit(10)\n")
     project.config(git={"push": "always", "commit": "changes"})
+    project.log_dir.mkdir()  # a pipeline that ran before: its badge says passing
+    (project.log_dir / "badge.json").write_text(run.badge_json("success"))
     when = f"@{int(time.time()) - days_ago * DAY} +0000"
     git(project.root, "add", ".")
     git(project.root, "commit", "-q", "-m", "initial", GIT_COMMITTER_DATE=when,

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from gitcron import __version__
 from gitcron import config as cfg
@@ -184,9 +184,14 @@ def _main(args: argparse.Namespace) -> int:
     plan = planning.build(config, selection)
     backfill = _backfill(args, config)
     if args.list:
+        if plan.note:  # --resume with nothing to resume: said as the run would say it
+            print(f"orchestrator: {plan.note}", file=sys.stderr)
+            return EXIT_OK
         print(format_plan(plan))
         if backfill is not None:
             print(format_intervals(backfill))
+        if plan.resumed is not None:
+            print(format_resumed(plan.resumed, config.tz))
         return EXIT_OK
     env = cfg.load_env(config.root, os.environ)
     cfg.check_environment(config, env)
@@ -233,6 +238,16 @@ def format_plan(plan: planning.Plan) -> str:
     if left_out:
         lines.append(f"not in this run: {printable(', '.join(left_out))}")
     return "\n".join(lines)
+
+
+def format_resumed(resumed: planning.Resumed, tz: Any) -> str:
+    """The run a --resume continues, and the window its modules will see (that run's)."""
+    window = windows.from_record(resumed.record.get("window"), tz)
+    if window is None:
+        return (f"resuming run {resumed.run_id}; its record holds no window: the run's own "
+                "(from last_run_date to its start)")
+    start = windows.iso(window.start) if window.start else "the beginning"
+    return f"resuming run {resumed.run_id}, with its window: {start} -> {windows.iso(window.end)}"
 
 
 def format_intervals(backfill: list[windows.Window]) -> str:

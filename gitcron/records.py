@@ -128,3 +128,46 @@ def resume_record(log_dir: Path) -> tuple[Path, Record] | None:
     """The newest record that is neither a dry run nor a backfill (README: --resume)."""
     return next(((path, record) for path, record in records_newest_first(log_dir)
                  if not is_rehearsal(record)), None)
+
+
+def done_windows(log_dir: Path, wanted: Iterable[tuple[str | None, str]]
+                 ) -> set[tuple[str | None, str]]:
+    """Those of `wanted` (a window's start and end, as a record holds them) that a
+    backfill already ran to `success` or `partial`. Dry runs do not count. Records
+    are read newest first until every wanted window is found, or none is left:
+    a backfill is rare, and it is finished soon after it failed."""
+    left = set(wanted)
+    found: set[tuple[str | None, str]] = set()
+    for _, record in records_newest_first(log_dir):
+        if not left:
+            break
+        if (not record.get("backfill") or record.get("dry_run")
+                or record.get("status") not in ("success", "partial")):
+            continue
+        window = record.get("window")
+        key = window_key(window)
+        if key in left:
+            left.discard(key)
+            found.add(key)
+    return found
+
+
+def window_key(window: Any) -> tuple[str | None, str] | None:
+    """(start, end) as UTC instants in ISO form, whatever offset the record used."""
+    if not isinstance(window, dict) or not isinstance(window.get("end"), str):
+        return None
+    try:
+        start = window.get("start")
+        return (utc_iso(start) if isinstance(start, str) else None, utc_iso(window["end"]))
+    except ValueError:
+        return None
+
+
+def utc_iso(text: str) -> str:
+    """An ISO 8601 time with offset, as the same instant in UTC."""
+    from datetime import datetime, timezone
+
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if moment.tzinfo is None:
+        raise ValueError(text)
+    return moment.astimezone(timezone.utc).isoformat()

@@ -183,10 +183,32 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
             said = [("WARNING", f"repaired what a killed run left: {line}")
                     for line in _repair(config.root, held.since)]
             said += _commit_back_lines(config, options, env)
+            if backfill is not None and not options.force:
+                backfill, line = _not_done(config, backfill)
+                if not backfill:
+                    print(f"orchestrator: {line}", file=sys.stderr)
+                    return EXIT_OK
+                said += [("INFO", line)] if line else []
             return _runs(config, plan, options, env, backfill, said)
     except lock.Busy as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
         return EXIT_LOCKED
+
+
+def _not_done(config: Config, backfill: list[Window]) -> tuple[list[Window], str]:
+    """The intervals of a backfill that no earlier backfill ran to `success` or
+    `partial`, and a line saying how many were done: the same command line, run
+    again, continues where it stopped."""
+    from gitcron import records
+
+    keys = [records.window_key(w.as_record()) for w in backfill]
+    done = records.done_windows(config.log_dir, [k for k in keys if k is not None])
+    left = [w for w, key in zip(backfill, keys, strict=True) if key not in done]
+    if len(left) == len(backfill):
+        return left, ""
+    count = len(backfill) - len(left)
+    return left, (f"{count} of {_counted(len(backfill), 'interval')} already done; "
+                  "--force reruns them")
 
 
 def _repair(root: Path, since: float) -> list[str]:

@@ -875,7 +875,9 @@ def set_key(config: Config, key: str, value: str) -> None:
 def with_key(text: str, display: str, kind: ConfigKind, key: str, value: str) -> str:
     """`text` with one top-level key set to a string; FatalError if it is no config.
 
-    JSON: key order, unknown keys and numbers stay as written; two-space indent.
+    JSON: the value's text changes, or one member is appended after the last, in
+    the file's own style; everything else stays byte for byte: indentation,
+    spacing, escapes, numbers as written, key order.
     YAML: one line changes (or is appended); everything else stays byte for byte.
     """
     if kind == "yaml":
@@ -883,9 +885,82 @@ def with_key(text: str, display: str, kind: ConfigKind, key: str, value: str) ->
 
         return yamlconf.set_top_level(text, display, key, value)
     parse(text, display, "json")  # checked as the loader checks it
+    edited = _json_text_with_key(text, key, value)
+    if edited is not None and _as_text(edited) == {**_as_text(text), key: value}:
+        return edited
+    # A layout the scanner does not follow (it follows any valid JSON object; this is
+    # a safety net): the file is written anew, its values as they were written.
     data = json.loads(text, parse_float=_Number, parse_int=_Number, parse_constant=_Number)
     data[key] = value
     return dump_json(data) + "\n"
+
+
+def _as_text(text: str) -> dict[str, Any]:
+    """The JSON object with every number as written: two parses compare exactly."""
+    return json.loads(text, parse_float=str, parse_int=str, parse_constant=str)
+
+
+_BLANK = re.compile(r"[ \t\n\r]*")
+
+
+class _Member(NamedTuple):
+    key: str
+    key_start: int  # the key's opening quote
+    key_end: int  # after its closing quote
+    start: int  # the value's first character
+    end: int  # after its last
+
+
+def _json_text_with_key(text: str, key: str, value: str) -> str | None:
+    """The user's own text with one top-level string set: the value's text changes,
+    or one member is added after the last (a line of its own, in the file's indent
+    and line endings, when members are one a line; the last gains its comma);
+    every other byte stays. None for a text it cannot follow."""
+    found = _top_members(text)
+    if not found:
+        return None
+    literal = json.dumps(value, ensure_ascii=False)
+    for member in found:
+        if member.key == key:
+            return text[:member.start] + literal + text[member.end:]
+    last = found[-1]
+    name = json.dumps(key, ensure_ascii=False)
+    colon = text[last.key_end:last.start]
+    line_start = text.rfind("\n", 0, last.key_start) + 1
+    indent = text[line_start:last.key_start]
+    if line_start and not indent.strip():  # one member a line: a line of its own
+        newline = "\r\n" if text[line_start - 2:line_start] == "\r\n" else "\n"
+        comma = f",{newline}{indent}"
+    else:  # on one line with the others: as they are separated
+        comma = text[found[-2].end:last.key_start] if len(found) > 1 else ", "
+    return f"{text[:last.end]}{comma}{name}{colon}{literal}{text[last.end:]}"
+
+
+def _top_members(text: str) -> list[_Member] | None:
+    """Where each member of the top-level object is in `text`; None if it is not one
+    or is empty (an empty object has no layout to keep)."""
+    decoder = json.JSONDecoder()
+    i = _BLANK.match(text).end()
+    if text[i:i + 1] != "{":
+        return None
+    i = _BLANK.match(text, i + 1).end()
+    members: list[_Member] = []
+    try:
+        while text[i:i + 1] == '"':
+            name, key_end = json.decoder.scanstring(text, i + 1)
+            colon = _BLANK.match(text, key_end).end()
+            if text[colon:colon + 1] != ":":
+                return None
+            start = _BLANK.match(text, colon + 1).end()
+            end = decoder.raw_decode(text, start)[1]
+            members.append(_Member(name, i, key_end, start, end))
+            i = _BLANK.match(text, end).end()
+            if text[i:i + 1] != ",":
+                break
+            i = _BLANK.match(text, i + 1).end()
+    except (ValueError, RecursionError):
+        return None
+    return members if members and text[i:i + 1] == "}" else None
 
 
 class _Number(str):

@@ -245,7 +245,46 @@ def test_set_key_keeps_order_unknown_keys_and_reads_the_file_afresh(project: Pro
     assert list(json.loads(text)) == ["zeta", "last_run_date", "alpha", "new"]
     assert json.loads(text)["zeta"] == {"nested": [3]}
     assert text.endswith("}\n")
-    assert '\n  "alpha": "é"' in text  # two-space indent, not ASCII-escaped
+    assert '\n  "alpha": "\\u00e9"' in text  # the file's own text: its escape stays
+
+
+# The first write of last_run_date keeps the user's layout (a real run writes it).
+LAYOUTS = [
+    # one member a line, four spaces, odd spacing and numbers: one line more, at the end
+    ('{\n    "modules" : ["modules/1.a.py"],\n    "ratio" : 1.50,\n    "big": 1e999,\n'
+     '    "name": "caf\\u00e9"\n}\n',
+     '{\n    "modules" : ["modules/1.a.py"],\n    "ratio" : 1.50,\n    "big": 1e999,\n'
+     '    "name": "caf\\u00e9",\n    "last_run_date": "{date}"\n}\n'),
+    # tabs and CRLF
+    ('{\r\n\t"modules": ["modules/1.a.py"]\r\n}',
+     '{\r\n\t"modules": ["modules/1.a.py"],\r\n\t"last_run_date": "{date}"\r\n}'),
+    # on one line, compact: appended in the same style
+    ('{"modules":["modules/1.a.py"],"git":{"push":"never"}}\n',
+     '{"modules":["modules/1.a.py"],"git":{"push":"never"},"last_run_date":"{date}"}\n'),
+    ('{"modules": ["modules/1.a.py"]}', '{"modules": ["modules/1.a.py"], "last_run_date": "{date}"}'),
+    # already there: only the value's text changes
+    ('{ "last_run_date":null,\n  "modules": [ "modules/1.a.py" ] }',
+     '{ "last_run_date":"{date}",\n  "modules": [ "modules/1.a.py" ] }'),
+    # an empty object has no layout to keep
+    ('{}', '{\n  "last_run_date": "{date}"\n}\n'),
+]
+
+
+@pytest.mark.parametrize(("before", "after"), LAYOUTS)
+def test_a_run_writes_last_run_date_into_the_users_own_layout(project: Project, before: str,
+                                                              after: str) -> None:
+    project.module("1.a.py", "import sys\nsys.exit(0)\n")
+    project.config_path.write_bytes(before.encode())
+    result = project.run("--no-push")
+    assert result.returncode == 0, result.stderr
+    date = json.loads(project.config_path.read_text())["last_run_date"]
+    assert project.config_path.read_bytes() == after.replace("{date}", date).encode()
+
+
+def test_with_key_leaves_a_text_it_cannot_follow_to_the_full_writer() -> None:
+    assert cfg._json_text_with_key("[1]", "k", "v") is None
+    text = cfg.with_key('{"a": 1}', "config.json", "json", "a", "x")
+    assert text == '{"a": "x"}'
 
 
 def test_write_atomic_keeps_the_file_mode_and_leaves_no_temporary_file(tmp_path: Path) -> None:

@@ -93,3 +93,18 @@ def test_with_commit_changes_the_badge_is_a_change_only_when_its_message_is(
     assert result.returncode == EXIT_OK
     assert "nothing changed under git.paths: no commit (git.commit: changes)" in result.stdout
     assert int(git(bare, "rev-list", "--count", "main")) == int(before) + 1
+
+
+def test_two_clones_changing_the_badge_at_once_both_land(pushed: tuple[Project, Path]) -> None:
+    """The second push is rebased onto the first: both changed the badge, and the
+    run pushing last writes it (not a conflict to settle by hand, exit 3)."""
+    first, bare = pushed
+    git(bare.parent, "clone", "-q", str(bare), str(bare.parent / "second"))
+    second = Project(bare.parent / "second")
+    assert run(first, 0).returncode == EXIT_OK
+    result = run(second, 3)
+    assert result.returncode == EXIT_FAILED, result.stdout + result.stderr
+    assert badge(bare)["message"] == "failing"
+    records = [name for name in git(bare, "ls-tree", "-r", "--name-only", "main").splitlines()
+               if name.startswith("data and logs/workflow_") and name.endswith(".json")]
+    assert len(records) == 2

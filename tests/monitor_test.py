@@ -3,6 +3,9 @@ a real HTTP server on 127.0.0.1 recording the pings and their order."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -10,10 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from conftest import OK, Project
-from notifyservers import HookServer, Reply, dead_port
+from notifyservers import HookServer, Reply, dead_port, wait_for
 
 from gitcron import notify
-from gitcron.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from gitcron.codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from gitcron.config import Monitor
 from gitcron.logs import Masker
 
@@ -174,3 +177,24 @@ def test_bad_monitor_settings_exit_2(project: Project, monitor: Any, says: str) 
     assert result.returncode == EXIT_USAGE, result.stdout
     assert says in result.stderr
     assert not project.log_dir.exists()
+
+
+def test_an_interrupted_run_pings_fail_with_its_review(project: Project,
+                                                       server: HookServer) -> None:
+    """A real SIGTERM while the module runs (it has told the server it started)."""
+    env = setup(project, server, "healthchecks")
+    project.module("1.work.py", TELL + "import time\ntime.sleep(60)\n")
+    proc = subprocess.Popen(project.command(), cwd=project.root, env=dict(os.environ, **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    assert wait_for(lambda: any(p.path == "/module-ran" for p in server.posted), 60)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED
+    record = project.record()
+    assert record["status"] == "interrupted"
+    assert [(m, p) for m, p, _ in requests(server)] == [
+        ("GET", "/ping/abc-uuid-key/start"), ("GET", "/module-ran"),
+        ("POST", "/ping/abc-uuid-key/fail")]
+    assert requests(server)[2][2] == {"rid": [record["monitor"]["rid"]]}
+    assert b"Status:       INTERRUPTED" in server.posted[2].body

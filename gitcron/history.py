@@ -343,6 +343,8 @@ class Schedule(NamedTuple):
 
 # A step that runs the pipeline: `orchestrator.py`, but not its reading commands.
 RUNS_PIPELINE = re.compile(r"orchestrator\.py(?![ \t]+(?:status|history|init)\b)")
+# Or the action: `uses: ./` in its own repository, `<owner>/gitcron@<ref>` elsewhere.
+RUNS_ACTION = re.compile(r"\./?|[\w.-]+/gitcron@\S+")
 
 
 def status_parser() -> argparse.ArgumentParser:
@@ -518,7 +520,8 @@ def workflow_crons(path: Path) -> list[str]:
 def _runs_pipeline(jobs: Any) -> bool:
     if not isinstance(jobs, dict):
         return False
-    return any(isinstance(step, dict) and RUNS_PIPELINE.search(str(step.get("run", "")))
+    return any(isinstance(step, dict) and (RUNS_PIPELINE.search(str(step.get("run", "")))
+                                           or RUNS_ACTION.fullmatch(str(step.get("uses", ""))))
                for job in jobs.values() if isinstance(job, dict)
                for step in (job.get("steps") or []))
 

@@ -15,7 +15,7 @@ from conftest import REPO, Project
 from gitsync_test import clone, git, remote  # noqa: F401  (remote is a fixture)
 from runner_model import Runner, parse_file_command, split_lines, try_parse_legacy, try_parse_v2
 
-from gitcron import github
+from gitcron import github, scaffold
 from gitcron.codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_PUSH
 
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -30,13 +30,12 @@ def load_workflow(name: str) -> dict:
 WORKFLOW_NAMES = ["pipeline.yml", "tests.yml", "health.yml"]
 
 
-def test_pipeline_workflow_triggers_permissions_and_concurrency() -> None:
-    flow = load_workflow("pipeline.yml")
+def check_pipeline_workflow(flow: dict) -> tuple[dict, list[dict]]:
+    """What the shipped workflow and the one `init` writes share; their inputs and steps."""
     minute, hour, *_ = flow["on"]["schedule"][0]["cron"].split()
     assert minute.isdigit() and int(minute) not in (0, 30)  # busy times on GitHub
     inputs = flow["on"]["workflow_dispatch"]["inputs"]
-    assert set(inputs) == {"only", "from", "skip", "resume", "since", "until", "every",
-                           "dry_run", "force"}
+    assert set(inputs) == DISPATCH_INPUTS
     assert inputs["resume"]["type"] == "boolean"
     assert flow["permissions"] == {}
     assert flow["concurrency"]["cancel-in-progress"] is False
@@ -46,31 +45,76 @@ def test_pipeline_workflow_triggers_permissions_and_concurrency() -> None:
     largest_module_timeout = 3600  # config.json's default_timeout_seconds
     assert job["timeout-minutes"] * 60 > largest_module_timeout
     steps = job["steps"]
-    assert any(s.get("with", {}).get("cache") == "pip" for s in steps)
-    run_step = next(s for s in steps if "orchestrator.py" in s.get("run", ""))
-    assert run_step["env"]["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
-    for name in inputs:  # every input reaches the script through env
-        assert f"${{{{ inputs.{name} }}}}" in run_step["env"].values()
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["if"] == "always() && steps.pipeline.outputs.run_dir != ''"
     assert upload["with"]["path"] == "${{ steps.pipeline.outputs.run_dir }}"
+    return inputs, steps
+
+
+DISPATCH_INPUTS = {"only", "from", "skip", "resume", "since", "until", "every", "dry_run",
+                   "force"}
+
+
+def test_the_pipeline_workflow_runs_this_repositorys_action() -> None:
+    inputs, steps = check_pipeline_workflow(load_workflow("pipeline.yml"))
+    step = next(s for s in steps if s.get("uses") == "./")
+    assert step["id"] == "pipeline" and step["with"]["python-version"]
+    for name in inputs:  # every dispatch input reaches the action
+        assert step["with"][name] == f"${{{{ inputs.{name} }}}}"
+
+
+def test_the_workflow_init_writes_runs_the_pinned_runner() -> None:
+    flow = yaml.safe_load(scaffold.planned_files()[".github/workflows/pipeline.yml"])
+    flow["on"] = flow.pop(True)
+    inputs, steps = check_pipeline_workflow(flow)
+    assert any(s.get("with", {}).get("cache") == "pip" for s in steps)
+    assert any(s.get("run") == "pip install -r requirements.txt" for s in steps)
+    run_step = next(s for s in steps if "orchestrator.py" in s.get("run", ""))
+    assert run_step["id"] == "pipeline"
+    assert run_step["env"]["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+    for name in inputs:  # every input reaches the script through env
+        assert f"${{{{ inputs.{name} }}}}" in run_step["env"].values()
+
+
+def test_the_action_takes_the_dispatch_inputs_and_gives_the_runners_outputs() -> None:
+    action = yaml.safe_load((REPO / "action.yml").read_text())
+    assert set(action["inputs"]) >= DISPATCH_INPUTS | {"config", "python-version", "push"}
+    assert action["inputs"]["token"]["default"] == "${{ github.token }}"
+    outputs = {"status", "run_id", "log_file", "record_file", "run_dir", "pushed", "commit"}
+    assert set(action["outputs"]) >= outputs
+    for name in outputs:
+        assert action["outputs"][name]["value"] == f"${{{{ steps.run.outputs.{name} }}}}"
+    assert action["runs"]["using"] == "composite"
+    steps = action["runs"]["steps"]
+    setup = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python@"))
+    assert setup["if"] == "inputs.python-version != ''" and setup["with"]["cache"] == "pip"
+    assert any('"$GITHUB_ACTION_PATH"' in s.get("run", "") for s in steps)  # its own folder
+    run = next(s for s in steps if s.get("id") == "run")
+    assert run["env"]["GITHUB_TOKEN"] == "${{ inputs.token }}"
+    for name in set(action["inputs"]) - {"python-version", "token"}:
+        assert f"${{{{ inputs.{name} }}}}" in run["env"].values(), name
+    for step in steps:
+        assert "${{" not in step.get("run", ""), step
 
 
 def test_health_workflow_runs_status_read_only_on_its_own_schedule() -> None:
     flow = load_workflow("health.yml")
-    assert flow["on"]["schedule"][0]["cron"] != load_workflow("pipeline.yml")["on"]["schedule"][0][
-        "cron"]
+    assert flow["on"]["schedule"][0]["cron"] == scaffold.health_schedule(
+        load_workflow("pipeline.yml")["on"]["schedule"][0]["cron"])
     assert flow["permissions"] == {}
     job = flow["jobs"]["status"]
     assert job["permissions"] == {"contents": "read"}
     assert any(s.get("run", "").startswith("python orchestrator.py status") for s in job["steps"])
 
 
-@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+@pytest.mark.parametrize("name", [*WORKFLOW_NAMES, "action.yml"])
 def test_every_action_is_pinned_to_a_commit(name: str) -> None:
-    uses = re.findall(r"^\s*-?\s*uses:\s*(\S+)(.*)$", (WORKFLOWS / name).read_text(), re.M)
+    path = REPO / name if name == "action.yml" else WORKFLOWS / name
+    uses = re.findall(r"^\s*-?\s*uses:\s*(\S+)(.*)$", path.read_text(), re.M)
     assert uses
     for action, comment in uses:
+        if action == "./":  # this repository's own action
+            continue
         assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
         assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), (action, comment)
 

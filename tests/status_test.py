@@ -308,3 +308,18 @@ def test_a_branch_without_a_commit_for_50_days_is_warned_of(project: Project, lo
 
 def test_outside_a_repository_there_is_no_commit_to_warn_of(project: Project, logs: Path) -> None:
     assert history.status_report(load(project), at("2026-10-01T12:00:00"))["warnings"] == []
+
+
+@pytest.mark.parametrize("uses", ["./", "team/gitcron@v1", "team/gitcron@0123abc"])
+def test_the_schedule_comes_from_a_workflow_that_uses_the_action(project: Project, logs: Path,
+                                                                 uses: str) -> None:
+    workflows = project.root / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "pipeline.yml").write_text(
+        "on:\n  schedule:\n    - cron: '17 6 * * *'\njobs:\n  run:\n    steps:\n"
+        f"      - uses: actions/checkout@v5\n      - uses: {uses}\n")
+    (workflows / "other.yml").write_text(
+        "on:\n  schedule:\n    - cron: '0 0 * * *'\njobs:\n  run:\n    steps:\n"
+        "      - uses: ./.github/actions/lint\n      - uses: team/gitcron-lint@v1\n")
+    schedule = history.find_schedule(load(project))
+    assert schedule == history.Schedule(("17 6 * * *",), ".github/workflows/pipeline.yml")

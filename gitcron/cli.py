@@ -40,7 +40,7 @@ examples:
 """
 COMMANDS = ("history", "status", "init", "report", "task")
 # What `pip install -r requirements.txt` brings; without it, say so instead of a traceback.
-REQUIREMENTS = {"loguru", "git", "yaml", "dotenv", "croniter", "cron_descriptor"}
+REQUIREMENTS = {"loguru", "git", "yaml", "dotenv", "cronsim", "croniter", "cron_descriptor"}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -22,7 +22,7 @@ from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from gitcron import retry, schema
+from gitcron import retry, runid, schema
 from gitcron.codes import MODULE_OK, MODULE_SKIP, FatalError
 from gitcron.schema import Invalid, Kind, Reader, setting, show, simple
 
@@ -291,6 +291,7 @@ ON = simple("a list of run statuses, and `fixed`", _on)
 FAILURES = simple(f"a whole number from 1 to {MAX_RETRIES}", _failures)
 EXIT_CODES = simple("a list of exit codes (1 to 255, not 10), or null", _exit_codes)
 BACKOFF = one_of(*retry.BACKOFFS)
+LAYOUT = one_of(*runid.LAYOUTS)
 MODULES = simple("a list of paths or objects (see below)",
                  _list("must be a list of paths or objects with a path"))
 
@@ -525,6 +526,9 @@ class Config:
     monitor: Monitor | None = setting(
         Kind("an object (see `monitor`)", _monitor), None,
         "pings to a dead-man's switch (healthchecks.io, Cronitor, a URL)")
+    log_layout: runid.Layout = setting(
+        LAYOUT, "flat", "`daily`: a run's log, record and folder in `YYYY/MM/DD/` folders "
+        "(see docs/commit-back.md, \"Running for years\")")
 
     def unchanged(self) -> bool:
         """The file still holds what was loaded: it needs no second check."""

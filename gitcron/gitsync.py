@@ -89,6 +89,10 @@ class Request:
     # `<log_dir>/badge.json`, among `extra`: when a concurrent run changed it too,
     # the run pushing now (the last to finish) writes it.
     badge: Path | None = None
+    # Where the run's files are: the log folder and its layout (gitcron/runid.py).
+    # Without a log_dir, the log's own folder, flat.
+    log_dir: Path | None = None
+    layout: runid.Layout = "flat"
 
 
 @dataclass(frozen=True)
@@ -779,8 +783,11 @@ def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str,
     id's, and `runs/latest` points there."""
     top = git.where.top
     log_rel, record_rel = _rel(req.log, top), _rel(req.record, top)
+    log_dir = req.log.parent if req.log_dir is None else req.log_dir
+    # The run ids of one minute share a day: every name of the new id is in the
+    # same folders as the old one's.
     folder = Path(log_rel).parent
-    runs = folder / runid.RUNS_FOLDER
+    runs = Path(_rel(runid.run_dir(log_dir, req.run_id, req.layout), top)).parent
     listing = git.raw("ls-tree", "-z", "--name-only", remote, "--", f"{folder}/", f"{runs}/")
     taken = set(listing.decode("utf-8", "surrogateescape").split("\0"))
     stub = runid.stub_of(req.run_id)
@@ -796,8 +803,10 @@ def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str,
     run_id = runid.with_suffix(stub, n)
     new_log = (folder / runid.log_name(run_id)).as_posix()
     new_record = (folder / runid.record_name(run_id)).as_posix()
-    in_record = req.log.parent.resolve().relative_to(req.root.resolve())
-    run_dir = (in_record / runid.RUNS_FOLDER / run_id).as_posix() if own else None
+    root = req.root.resolve()
+    in_record = req.log.parent.resolve().relative_to(root)
+    run_dir = (runid.run_dir(log_dir.resolve(), run_id, req.layout).relative_to(root).as_posix()
+               if own else None)
     record = req.rename_record(_show(git, ours, record_rel), run_id,
                                in_record.joinpath(runid.log_name(run_id)).as_posix(), run_dir)
     note = req.log_note(f"a concurrent run had pushed run id {req.run_id} first: this run "
@@ -814,7 +823,7 @@ def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str,
             if path.startswith(old_dir + "/") and change is not None:
                 moved[new_dir + path[len(old_dir):]] = change
         if latest in mine:
-            moved[latest] = ("120000", _blob(git, run_id.encode()))
+            moved[latest] = ("120000", _blob(git, runid.latest_target(run_id, req.layout).encode()))
     return run_id, moved
 
 
@@ -825,7 +834,8 @@ def _newer_than_theirs(git: _Git, run_id: str, remote: str, latest: str,
     if theirs is None or theirs[0] != "120000":
         return True
     try:
-        return runid.sort_key(run_id) > runid.sort_key(_show(git, remote, latest).decode())
+        target = posixpath.basename(_show(git, remote, latest).decode())  # flat or daily
+        return runid.sort_key(run_id) > runid.sort_key(target)
     except (ValueError, UnicodeDecodeError):
         return True
 
@@ -834,8 +844,8 @@ def _run_folder(req: Request, top: Path) -> tuple[str, str] | None:
     """The run's folder and `runs/latest`, relative to `top`, when it has a folder."""
     if req.run_dir is None:
         return None
-    folder = _rel(req.run_dir, top)
-    return folder, posixpath.join(posixpath.dirname(folder), runid.LATEST)
+    log_dir = req.log.parent if req.log_dir is None else req.log_dir
+    return _rel(req.run_dir, top), _rel(runid.latest(log_dir), top, follow=False)
 
 
 def _in_run_folder(folder: tuple[str, str] | None, path: str) -> bool:

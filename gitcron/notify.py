@@ -53,9 +53,9 @@ MIN_SECRET_LENGTH = 4  # as logs.MIN_MASK_LENGTH: shorter values would blank out
 Result = str  # one line per channel: "webhook https://hooks.example.com: sent"
 
 
-def review_path(log_dir: Path, run_id: str) -> Path:
-    """`<log_dir>/runs/<run_id>/review.txt`."""
-    return log_dir / runid.RUNS_FOLDER / run_id / REVIEW_NAME
+def review_path(log_dir: Path, run_id: str, layout: runid.Layout = "flat") -> Path:
+    """`<log_dir>/runs/<run_id>/review.txt` (or in `runs/YYYY/MM/DD/`, daily)."""
+    return runid.run_dir(log_dir, run_id, layout) / REVIEW_NAME
 
 
 # --- The review report ---------------------------------------------------------------------
@@ -224,11 +224,13 @@ def _disk_free(log_dir: Path) -> str | None:
 def disk_written(log_dir: Path, run_id: str, started: Any) -> int:
     """Bytes of this run's files: its log and record, its folder, and files under
     `data/` changed since it started. Never the whole `log_dir`: thousands of old
-    runs live there."""
-    total = sum(_size(log_dir / name) for name in (runid.log_name(run_id),
-                                                   runid.record_name(run_id)))
-    if run_id:
-        total += _bytes_under(log_dir / runid.RUNS_FOLDER / run_id)
+    runs live there. The run's files are looked for in both layouts."""
+    total = 0
+    if runid.RUN_ID.fullmatch(run_id):
+        for layout in runid.LAYOUTS:
+            total += _size(runid.log_path(log_dir, run_id, layout))
+            total += _size(runid.record_path(log_dir, run_id, layout))
+            total += _bytes_under(runid.run_dir(log_dir, run_id, layout))
     since = _timestamp(started)
     if since is not None:
         total += _bytes_under(log_dir / "data", since)

@@ -46,7 +46,7 @@ def _original(log_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
 
     for _ in range(1000):  # a hand-made cycle must not hang the run
         previous = _resume_of(record)
-        found = records.read_record(log_dir / runid.record_name(previous)) if previous else None
+        found = records.find_record(log_dir, previous) if previous else None
         if found is None:
             return record
         record = found

@@ -22,7 +22,38 @@ Record = dict[str, Any]
 
 
 def record_files_newest_first(log_dir: Path) -> Iterator[Path]:
-    """The run records directly in `log_dir`, newest run id first; none is read.
+    """The run records of `log_dir` in both layouts, newest run id first; none is read.
+
+    Flat records are directly in `log_dir`; daily ones in its `YYYY/MM/DD/`
+    folders, listed newest day first and only as the caller reads on. The two
+    are merged by run id: a repository that switched layouts reads as one history.
+    """
+    names = _listing(log_dir)
+    if names is None:
+        return iter(())
+    flat = ((found, log_dir) for found in _record_ids(names))
+    daily = ((found, day) for day in _days_newest_first(log_dir, names)
+             for found in _record_ids(_listing(day, inner=True) or []))
+    merged = heapq.merge(flat, daily, key=lambda pair: runid.sort_key(pair[0]), reverse=True)
+    return (folder / runid.record_name(found) for found, folder in merged)
+
+
+def _listing(folder: Path, inner: bool = False) -> list[str] | None:
+    """The names in `folder`; None if there is none (or, `inner`, a file of that name)."""
+    try:
+        return os.listdir(folder)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        if inner:
+            return None
+        raise FatalError(f"{folder}: cannot list the run records: not a folder") from None
+    except OSError as exc:
+        raise FatalError(f"{folder}: cannot list the run records: {exc.strerror or exc}") from None
+
+
+def _record_ids(names: list[str]) -> Iterator[str]:
+    """The run ids of the records among `names`, newest first.
 
     10,000 runs make 20,000 names. Most callers read only the newest few, so the
     greatest names are taken first in one pass (`_descending`); the rest are
@@ -30,16 +61,23 @@ def record_files_newest_first(log_dir: Path) -> Iterator[Path]:
     but for `_10` before `_9` within one minute; those are put right minute by
     minute, as they are taken.
     """
-    try:
-        names = os.listdir(log_dir)
-    except FileNotFoundError:
-        return iter(())
-    except OSError as exc:
-        raise FatalError(f"{log_dir}: cannot list the run records: {exc.strerror or exc}") from None
     first, last = len(runid.PREFIX), -len(runid.RECORD_SUFFIX)
-    ids = (name[first:last] for name in _descending(names)
-           if name.endswith(runid.RECORD_SUFFIX) and name.startswith(runid.PREFIX))
-    return (log_dir / runid.record_name(found) for found in _by_run_id(ids))
+    return _by_run_id(name[first:last] for name in _descending(names)
+                      if name.endswith(runid.RECORD_SUFFIX) and name.startswith(runid.PREFIX))
+
+
+def _days_newest_first(log_dir: Path, names: list[str]) -> Iterator[Path]:
+    """The day folders of the daily layout, `YYYY/MM/DD`, newest first, each level
+    listed only when the caller gets to it."""
+    for year in sorted((n for n in names if runid.YEAR.fullmatch(n)), reverse=True):
+        for month in _subfolders(log_dir / year):
+            yield from (log_dir / year / month / d for d in _subfolders(log_dir / year / month))
+
+
+def _subfolders(folder: Path) -> list[str]:
+    return sorted((n for n in _listing(folder, inner=True) or []
+                   if runid.MONTH_OR_DAY.fullmatch(n)),
+                  reverse=True)
 
 
 # How many of the greatest names are taken before sorting them all: a run's log
@@ -122,6 +160,12 @@ def kind(record: Record) -> str:
 def is_whole(record: Record) -> bool:
     """A run of the whole pipeline: what success rates, streaks and health count."""
     return not is_rehearsal(record) and not is_narrowed(record)
+
+
+def find_record(log_dir: Path, run_id: str) -> Record | None:
+    """The record of one run, in whichever layout it was written."""
+    path = runid.existing_record(log_dir, run_id)
+    return read_record(path) if path is not None else None
 
 
 def resume_record(log_dir: Path) -> tuple[Path, Record] | None:

@@ -350,12 +350,12 @@ def _begin(config: Config, plan: Plan, options: Options, started: datetime,
     else:
         minutes = options.window_minutes or config.window_minutes
         window = windows.default(config.last_run_date, started, minutes, config.tz)
-    run_dir = config.log_dir.absolute() / runid.RUNS_FOLDER / run_id
+    run_dir = runid.run_dir(config.log_dir.absolute(), run_id, config.log_layout)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         logger.error(f"cannot create the run's folder {run_dir}: {exc.strerror}")
-    record_path = config.log_dir / runid.record_name(run_id)
+    record_path = runid.record_path(config.log_dir, run_id, config.log_layout)
     return RunResult(run_id, "failed", started, log_path, record_path, window, run_dir)
 
 
@@ -394,7 +394,7 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
 
     # The run's folder, and `latest` now that it points there (else the link shows as
     # changed in the checkout after every run).
-    run_dir = (result.run_dir, result.run_dir.parent / runid.LATEST)
+    run_dir = (result.run_dir, runid.latest(config.log_dir.absolute()))
     extra = config.git.paths + (tuple(_relative(p, config.root) for p in run_dir)
                                 if result.record.get("run_dir") else ())
     badge = _write_badge(config, result.record)
@@ -409,6 +409,7 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
         only_if_changed=only_if_changed and note is None, note=note, badge=badge,
         log_note=partial(_log_line, config.tz),
         run_dir=result.run_dir if result.record.get("run_dir") else None,
+        log_dir=config.log_dir, layout=config.log_layout,
     )
     try:
         pushed = gitsync.commit_and_push(request, masker)
@@ -488,11 +489,11 @@ def _rename(config: Config, result: RunResult, run_id: str) -> None:
     """From the rename on, the run is known by its new id everywhere: the step
     summary and its link, the step outputs, the console."""
     result.run_id = run_id
-    result.log_path = config.log_dir / runid.log_name(run_id)
-    result.record_path = config.log_dir / runid.record_name(run_id)
+    result.log_path = runid.log_path(config.log_dir, run_id, config.log_layout)
+    result.record_path = runid.record_path(config.log_dir, run_id, config.log_layout)
     result.record = dict(result.record, run_id=run_id,
                          log_file=_relative(result.log_path, config.root))
-    result.run_dir = result.run_dir.parent / run_id
+    result.run_dir = runid.run_dir(config.log_dir.absolute(), run_id, config.log_layout)
     if result.record.get("run_dir"):
         result.record["run_dir"] = _relative(result.run_dir, config.root)
 
@@ -508,7 +509,7 @@ def renamed_record(content: bytes, run_id: str, log_file: str, run_dir: str | No
 
 def _create_log(config: Config, started: datetime) -> tuple[str, Path, Any]:
     try:
-        return runid.claim(config.log_dir, runid.stub(started))
+        return runid.claim(config.log_dir, runid.stub(started), config.log_layout)
     except OSError as exc:
         raise FatalError(f"{config.display}: log_dir: cannot create a log in {config.log_dir}: "
                          f"{exc.strerror or exc}") from None
@@ -669,7 +670,7 @@ def _finish(
     result.attention = _attention(config, record)
     if result.status in REVIEWED:
         result.review = _write_review(config, result, record, env, masker)
-    if _close_run_dir(result.run_dir) is None:
+    if _close_run_dir(config, result.run_id, result.run_dir) is None:
         record["run_dir"] = None
     cfg.write_atomic(result.record_path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     _store_state(config, plan, result, options, backfill, config_ok)
@@ -711,7 +712,7 @@ def _write_review(config: Config, result: RunResult, record: dict[str, Any],
     from gitcron import notify
 
     text = _review(config, result, record, env, masker)
-    path = notify.review_path(config.log_dir, result.run_id)
+    path = notify.review_path(config.log_dir, result.run_id, config.log_layout)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         cfg.write_atomic(path, text)
@@ -778,29 +779,42 @@ def _config_still_loads(config: Config) -> bool:
     return True
 
 
-def _close_run_dir(run_dir: Path) -> Path | None:
-    """An empty run folder goes; one with files stays, and `latest` points at it."""
+def _close_run_dir(config: Config, run_id: str, run_dir: Path) -> Path | None:
+    """An empty run folder goes (with the day folders it leaves empty); one with
+    files stays, and `latest` points at it."""
+    runs = config.log_dir.absolute() / runid.RUNS_FOLDER
     try:
         if not any(run_dir.iterdir()):
             run_dir.rmdir()
+            _remove_empty_parents(run_dir.parent, runs)
             return None
     except OSError:
         return None
-    _point_latest(run_dir)
+    _point_latest(runid.latest(config.log_dir.absolute()),
+                  runid.latest_target(run_id, config.log_layout))
     return run_dir
 
 
-def _point_latest(run_dir: Path) -> None:
+def _remove_empty_parents(folder: Path, top: Path) -> None:
+    """The daily layout's `YYYY/MM/DD` folders under `top` that hold nothing."""
+    while folder != top and top in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or already gone): the rest above it holds something
+            return
+        folder = folder.parent
+
+
+def _point_latest(link: Path, target: str) -> None:
     """`runs/latest` -> the run's folder: a relative link made beside it, then renamed
     over the old one, so that a kill leaves the old link or the new, never none."""
-    link = run_dir.parent / runid.LATEST
-    tmp = run_dir.parent / f".{runid.LATEST}.{os.getpid()}"
+    tmp = link.parent / f".{runid.LATEST}.{os.getpid()}"
     try:
         tmp.unlink(missing_ok=True)
-        os.symlink(run_dir.name, tmp)
+        os.symlink(target, tmp)
         os.replace(tmp, link)
     except OSError as exc:
-        logger.warning(f"could not point {link} at {run_dir.name}: {exc.strerror}")
+        logger.warning(f"could not point {link} at {target}: {exc.strerror}")
         tmp.unlink(missing_ok=True)
 
 

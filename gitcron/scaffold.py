@@ -33,6 +33,7 @@ CONFIG = {
                 {"path": "modules/2.example.sh", "critical": False}],
     "schedule": "@SCHEDULE@",
     "log_dir": "data and logs",
+    "log_layout": "daily",
     "timezone": "UTC",
     "git": {"push": "auto", "paths": []},
 }

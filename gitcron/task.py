@@ -62,6 +62,7 @@ class TaskRun(NamedTuple):
     backfill: bool = False
     log_dir: str = ""  # absolute
     trigger: str = "airflow"
+    layout: runid.Layout = "flat"  # the config's log_layout
 
     def to_json(self) -> str:
         return json.dumps(self._asdict())
@@ -76,11 +77,15 @@ class TaskRun(NamedTuple):
 
     @property
     def log_path(self) -> Path:
-        return Path(self.log_dir) / runid.log_name(self.run_id)
+        return runid.log_path(Path(self.log_dir), self.run_id, self.layout)
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.log_dir) / runid.RUNS_FOLDER / self.run_id
+        return runid.run_dir(Path(self.log_dir), self.run_id, self.layout)
+
+    @property
+    def record_path(self) -> Path:
+        return runid.record_path(Path(self.log_dir), self.run_id, self.layout)
 
     @property
     def window(self) -> Window:
@@ -139,13 +144,14 @@ def begin(config: Config, started: datetime, last_run_date: str | None, window: 
     write the run's first lines."""
     log_dir = config.log_dir.absolute()
     try:
-        run_id, log_path, handle = runid.claim(log_dir, runid.stub(started.astimezone(config.tz)))
+        run_id, log_path, handle = runid.claim(log_dir, runid.stub(started.astimezone(config.tz)),
+                                               config.log_layout)
     except OSError as exc:
         raise FatalError(f"{config.display}: log_dir: cannot create a log in {log_dir}: "
                          f"{exc.strerror or exc}") from None
     run = TaskRun(run_id, contract.iso(started.astimezone(config.tz)), last_run_date,
                   contract.iso(window.start) or None, contract.iso(window.end), dry_run, force,
-                  backfill, str(log_dir), trigger)
+                  backfill, str(log_dir), trigger, config.log_layout)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     modules = planning.build(config, planning.Selection()).modules
     with logs.RunLog(config.tz, logs.Masker()) as runlog:
@@ -322,9 +328,8 @@ def finish(config: Config, run: TaskRun, states: Mapping[str, TaskState], *,
     plan = planning.build(config, planning.Selection())
     results = module_results(plan.modules, states)
     status = runner.run_status(results, False)
-    log_dir = Path(run.log_dir)
     result = runner.RunResult(run.run_id, status, cfg.parse_timestamp(run.started), run.log_path,
-                              log_dir / runid.record_name(run.run_id), run.window, run.run_dir,
+                              run.record_path, run.window, run.run_dir,
                               modules=results)
     options = runner.Options(dry_run=run.dry_run, force=run.force)
     config = replace(config, last_run_date=run.last_run_date)
@@ -339,7 +344,7 @@ def finish(config: Config, run: TaskRun, states: Mapping[str, TaskState], *,
         result.record = record
         if status in runner.REVIEWED:
             result.review = runner._write_review(config, result, record, env, masker)
-        if runner._close_run_dir(result.run_dir) is None:
+        if runner._close_run_dir(config, run.run_id, result.run_dir) is None:
             record["run_dir"] = None
         cfg.write_atomic(result.record_path, json.dumps(record, indent=2, ensure_ascii=False)
                          + "\n")

@@ -3,7 +3,9 @@
 Settings: "retention": {"days": 30, "keep_last": 10, "keep": ["data/*"]}.
 
 - A run is its log, its record and its folder (`workflow_<run id>.log` /
-  `.json`, `runs/<run id>/`). It is deleted when the time in its run id is more
+  `.json`, `runs/<run id>/`; with `"log_layout": "daily"` in the day's folders,
+  `YYYY/MM/DD/` and `runs/YYYY/MM/DD/`: both layouts are read, whichever is
+  set). It is deleted when the time in its run id is more
   than `days` before this run's start, unless it is one of the newest
   `keep_last` runs, or this run. A run folder goes whole, with its run; one
   with no log or record of its own is aged by its name like any run.
@@ -15,7 +17,8 @@ Settings: "retention": {"days": 30, "keep_last": 10, "keep": ["data/*"]}.
   cross a `/`). The default keeps the files directly in `data/`: the manifest,
   the latest downloads and outputs, which are replaced in place and are the
   pipeline's state. What piles up below them (`data/quarantine/`, folders of
-  dated outputs) ages out. Folders left empty are removed.
+  dated outputs) ages out. Folders left empty are removed, under `data/` and
+  the day, month and year folders of the daily layout.
 - Nothing outside the log folder is touched, a symlink is never followed nor
   deleted (but for a dangling `runs/latest`), and "exactly `days` old" is kept.
 
@@ -53,6 +56,9 @@ PREFIX = "workflow_"
 SUFFIXES = (".log", ".json")
 RUNS = "runs"
 LATEST = "latest"
+# The daily layout's folders: `YYYY/MM/DD/` (gitcron/runid.py).
+YEAR = re.compile(r"[0-9]{4}")
+MONTH_OR_DAY = re.compile(r"[0-9]{2}")
 
 
 def parse_run_id(text: str) -> tuple[datetime, int]:
@@ -101,8 +107,9 @@ class Run:
     def __init__(self, started: datetime, n: int) -> None:
         self.started = started  # naive, in the config's time zone
         self.n = n
-        self.files: list[os.DirEntry[str]] = []
-        self.folder: os.DirEntry[str] | None = None
+        # (the entry, its folder relative to the log folder: "" or "2026/11/23/")
+        self.files: list[tuple[os.DirEntry[str], str]] = []
+        self.folder: tuple[os.DirEntry[str], str] | None = None
 
 
 class Doomed:
@@ -121,21 +128,42 @@ class Doomed:
 
 
 def find_runs(log_dir: Path) -> dict[str, Run]:
-    """Every run by id: its logs and records, and its folder under runs/; not symlinks."""
+    """Every run by id: its logs and records, and its folder under runs/, in both
+    layouts; not symlinks."""
     runs: dict[str, Run] = {}
-    for entry in scan(log_dir):
-        # run_entry parses the id, once per run: not run_id_of_file, which parses per file.
-        run_id = shaped_like_run_file(entry.name)
-        if run_id and entry.is_file(follow_symlinks=False) and (run := run_entry(runs, run_id)):
-            run.files.append(entry)
+    for where, entries in with_day_folders(log_dir, ""):
+        for entry in entries:
+            # run_entry parses the id, once per run: not run_id_of_file, which parses per file.
+            run_id = shaped_like_run_file(entry.name)
+            if run_id and entry.is_file(follow_symlinks=False) and (run := run_entry(runs, run_id)):
+                run.files.append((entry, where))
     folder = log_dir / RUNS
     if folder.is_symlink():
         print(f"{RUNS}/ is a symlink: its run folders are not pruned")
         return runs
-    for entry in scan(folder):
-        if entry.is_dir(follow_symlinks=False) and (run := run_entry(runs, entry.name)):
-            run.folder = entry
+    for where, entries in with_day_folders(folder, f"{RUNS}/"):
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and (run := run_entry(runs, entry.name)):
+                run.folder = (entry, where)
     return runs
+
+
+def with_day_folders(top: Path, where: str) -> list[tuple[str, list[os.DirEntry[str]]]]:
+    """The entries of `top` and of its `YYYY/MM/DD` folders (not symlinks), each with
+    its folder relative to the log folder."""
+    entries = scan(top)
+    found = [(where, entries)]
+    for year in subfolders(entries, YEAR):
+        for month in subfolders(scan(Path(year.path)), MONTH_OR_DAY):
+            for day in subfolders(scan(Path(month.path)), MONTH_OR_DAY):
+                found.append((f"{where}{year.name}/{month.name}/{day.name}/",
+                              scan(Path(day.path))))
+    return found
+
+
+def subfolders(entries: list[os.DirEntry[str]], name: re.Pattern[str]
+               ) -> list[os.DirEntry[str]]:
+    return [e for e in entries if name.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
 
 
 def scan(folder: Path) -> list[os.DirEntry[str]]:
@@ -176,11 +204,13 @@ def old_runs(runs: dict[str, Run], now: datetime, policy: dict[str, Any]
 
 def run_doomed(run_id: str, run: Run) -> list[Doomed]:
     why = f"run of {run.started:%Y-%m-%d %H:%M}"
-    doomed = [Doomed(entry.path, entry.name, why, entry.stat(follow_symlinks=False).st_size)
-              for entry in sorted(run.files, key=lambda e: e.name)]
+    doomed = [Doomed(entry.path, where + entry.name, why,
+                     entry.stat(follow_symlinks=False).st_size)
+              for entry, where in sorted(run.files, key=lambda e: e[1] + e[0].name)]
     if run.folder is not None:
-        path = run.folder.path
-        doomed.append(Doomed(path, f"{RUNS}/{run_id}/", why, tree_size(path), folder=True))
+        entry, where = run.folder
+        doomed.append(Doomed(entry.path, f"{where}{run_id}/", why, tree_size(entry.path),
+                             folder=True))
     return doomed
 
 
@@ -303,12 +333,15 @@ def dangling_latest(log_dir: Path, deleter: Deleter, doomed: list[Doomed]) -> No
 
 
 def remove_emptied_folders(deleted: list[Doomed], log_dir: Path, deleter: Deleter) -> None:
-    """Folders below data/ that deleting `deleted` left empty (deepest first)."""
-    top = os.path.join(log_dir, "data")
+    """Folders that deleting `deleted` left empty (deepest first): below data/, and
+    the daily layout's day, month and year folders (never runs/ nor data/ itself)."""
+    tops = [os.path.join(log_dir, name) for name in ("data", RUNS)] + [str(log_dir)]
     folders: set[str] = set()
     for item in deleted:
-        folder = os.path.dirname(item.path)
-        while folder.startswith(top + os.sep) and folder not in folders:
+        folder = os.path.dirname(item.path.rstrip(os.sep))
+        top = next((t for t in tops if folder.startswith(t + os.sep)), None)
+        while (top is not None and folder.startswith(top + os.sep) and folder not in tops
+               and folder not in folders):
             folders.add(folder)
             folder = os.path.dirname(folder)
     for folder in sorted(folders, key=lambda path: path.count(os.sep), reverse=True):
@@ -346,8 +379,7 @@ def main() -> int:
         deleter.delete(item)
     deleted = [item for item in doomed if item.path not in deleter.failed]
     if not deleter.dry_run:
-        remove_emptied_folders([item for item in data if item.path not in deleter.failed],
-                               log_dir, deleter)
+        remove_emptied_folders(deleted, log_dir, deleter)
     deleter.flush()
     summarize(deleted, too_old, data, deleter.dry_run)
     return common.FAILED if deleter.failed else 0

@@ -29,7 +29,7 @@ def run(root: Path) -> subprocess.CompletedProcess[str]:
 
 
 def latest_record(root: Path) -> dict:
-    records = [json.loads(p.read_text()) for p in (root / "data and logs").glob("workflow_*.json")]
+    records = [json.loads(p.read_text()) for p in (root / "data and logs").rglob("workflow_*.json")]
     return max(records, key=lambda r: (r["started"], r["run_id"]))
 
 
@@ -90,7 +90,7 @@ def test_a_bad_source_fails_the_run_and_says_why(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert [m["status"] for m in latest_record(root)["modules"]] == [
         "failed", "not_run", "not_run"]
-    log = next((root / "data and logs").glob("workflow_*.log")).read_text()
+    log = next((root / "data and logs").rglob("workflow_*.log")).read_text()
     assert "ERROR    | 1.file_retrieval | " in log
     assert "seattle-weather: failed: no such file: " in log
     assert "last_run_date" not in json.loads((root / "config.json").read_text())
@@ -217,5 +217,5 @@ def test_a_transform_that_fails_half_way_is_rolled_back_and_the_run_goes_on(
     transform = record["modules"][1]
     assert (transform["status"], transform["recovery"]["status"]) == ("recovered", "success")
     assert (data / "seattle-weather.clean.csv").read_bytes() == good
-    log = max((root / "data and logs").glob("workflow_*.log")).read_text()
+    log = max((root / "data and logs").rglob("workflow_*.log")).read_text()
     assert "restored seattle-weather.clean.csv" in log

@@ -60,6 +60,7 @@ def test_init_writes_only_the_users_files_and_they_run(tmp_path: Path) -> None:
                                                        "modules/2.example.sh"]
     assert config["schedule"] == "17 6 * * *"
     assert workflow_crons(target / ".github/workflows/pipeline.yml") == ["17 6 * * *"]
+    assert config["log_layout"] == "daily"
     git(target, "init", "-q")
     git(target, "add", "-A")
     git(target, "commit", "-qm", "set up")

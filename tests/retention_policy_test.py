@@ -267,6 +267,52 @@ def test_a_run_folder_goes_with_its_run_and_latest_stays_on_a_kept_run(
     assert run_ids(project) == sorted([kept, RUN_ID])
 
 
+
+def add_daily_run(project: Project, run_id: str, *files: str) -> list[Path]:
+    """A run in the daily layout, at the paths the orchestrator's runid module gives."""
+    paths = [runid.log_path(project.log_dir, run_id, "daily"),
+             runid.record_path(project.log_dir, run_id, "daily")]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(run_id)
+    folder = runid.run_dir(project.log_dir, run_id, "daily")
+    for name in files:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(name)
+    return paths
+
+
+def test_daily_and_flat_runs_are_pruned_alike_and_emptied_day_folders_go(
+        project: Project, this_run: list[Path]) -> None:
+    policy(project, days=30, keep_last=0)
+    flat_old = run_id_at(NOW - timedelta(days=400))
+    add_run(project, flat_old)
+    last_year = run_id_at(NOW - timedelta(days=330))  # 2025/12/28: its year goes whole
+    add_daily_run(project, last_year, "out.csv")
+    old = run_id_at(NOW - timedelta(days=31))
+    add_daily_run(project, old, "out.csv")
+    kept = run_id_at(NOW - timedelta(days=2))
+    add_daily_run(project, kept, "out.csv")
+    (project.log_dir / "runs" / "latest").symlink_to(runid.latest_target(kept, "daily"))
+    (project.log_dir / "2025" / "notes").mkdir(parents=True)  # not a day folder: left
+
+    result = prune(project)
+    assert result.returncode == 0, result.stderr
+    logs = project.log_dir
+    assert not (logs / "2025" / "12").exists() and (logs / "2025" / "notes").is_dir()
+    assert not (logs / "runs" / "2025").exists()
+    assert not (logs / "2026" / "10").exists() and not (logs / "runs" / "2026" / "10").exists()
+    assert runid.log_path(logs, kept, "daily").exists()
+    assert (runid.run_dir(logs, kept, "daily") / "out.csv").exists()
+    assert (logs / "runs" / "latest" / "out.csv").exists()
+    assert (logs / "runs").is_dir() and this_run[0].exists()
+    assert not (logs / f"workflow_{flat_old}.log").exists()
+    assert f"deleting {runid.day(old)}/workflow_{old}.json (run of" in result.stdout
+    assert f"deleting runs/{runid.day(old)}/{old}/ (run of" in result.stdout
+    assert f"removed the empty folder runs/{runid.day(old)}" in result.stdout
+    assert "3 old runs, 0 data files" in result.stdout
+
+
 def test_a_run_folder_alone_is_aged_by_its_name(
         project: Project, this_run: list[Path]) -> None:
     policy(project, days=30, keep_last=1)

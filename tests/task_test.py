@@ -122,6 +122,22 @@ def test_two_runs_in_one_minute_get_their_own_ids_and_folders(project: Project) 
     assert first.run_dir.is_dir() and second.run_dir.is_dir()
 
 
+
+def test_a_daily_layout_puts_the_engines_run_in_its_day(project: Project) -> None:
+    project.module("1.a.py", OK)
+    project.module("2.b.py", fail(3))
+    project.config(modules=["modules/1.a.py", "modules/2.b.py"], log_layout="daily")
+    run = begin(project)
+    day = project.log_dir / "2026" / "11" / "23"
+    assert run.log_path == day / f"workflow_{run.run_id}.log" and run.log_path.exists()
+    assert run.run_dir == project.log_dir / "runs" / "2026" / "11" / "23" / run.run_id
+    states = {"1.a": task.TaskState("success", run_task(project, run, "1.a")[1], None),
+              "2.b": task.TaskState("failed", run_task(project, run, "2.b")[1], None)}
+    record = task.finish(cfg.load(str(project.config_path)), run, states)
+    assert (day / f"workflow_{run.run_id}.json").is_file()
+    assert record["log_file"] == f"data and logs/2026/11/23/workflow_{run.run_id}.log"
+    assert (run.run_dir / "review.txt").exists()
+
 def test_finish_writes_a_record_that_history_and_resume_read(project: Project) -> None:
     project.module("1.a.py", OK)
     project.module("2.b.py", fail(3))

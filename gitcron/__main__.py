@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import gc
-import signal
 from collections.abc import Sequence
 
+from gitcron import interrupt
 from gitcron.codes import EXIT_INTERRUPTED
 
 
@@ -13,14 +13,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Start-up makes many objects and frees few: collecting cycles among them costs a
     # tenth of it. A run turns collection back on once it starts (gitcron/run.py).
     gc.disable()
-    # A cancel while the runner is still starting ends it quietly: exit 130. SIGINT is
-    # set too: a shell starts a background job with it ignored, and the run must be
-    # cancellable however it was started.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.default_int_handler)
+    interrupt.catch()  # a cancel while the runner is still starting: exit 130, quietly
     try:
         from gitcron.cli import main as cli_main
     except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    if interrupt.noted() is not None:  # raised where an import could not pass it on
         return EXIT_INTERRUPTED
     return cli_main(argv)
 

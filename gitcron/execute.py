@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Literal, NamedTuple
 
-from gitcron import commands
+from gitcron import commands, interrupt
 from gitcron.config import ModuleSpec
 from gitcron.contract import RunContext
 
@@ -133,8 +133,7 @@ class Cancel:
     return at once, so a module is stopped without polling.
     """
 
-    # SIGHUP: the terminal that started the run went away; a cancel like the others.
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    SIGNALS = interrupt.SIGNALS
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -150,6 +149,8 @@ class Cancel:
         self._saved_wakeup = signal.set_wakeup_fd(self._write_fd)
         for signum in self.SIGNALS:
             self._saved[signum] = signal.signal(signum, self._handle)
+        if (signum := interrupt.noted()) is not None:  # came while starting, not lost
+            self._handle(signum, None)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
-from conftest import Project
+from conftest import REPO, Project
 
 from gitcron.codes import EXIT_INTERRUPTED, EXIT_OK
 
@@ -82,3 +83,24 @@ def test_sighup_is_a_cancel(project: Project) -> None:
     proc.communicate(timeout=60)
     assert proc.returncode == EXIT_INTERRUPTED
     assert project.record()["status"] == "interrupted"
+
+
+def test_a_cancel_that_python_could_not_raise_while_starting_is_not_lost(tmp_path) -> None:
+    # Where an exception cannot propagate (a finaliser, an import lock's callback),
+    # CPython prints "Exception ignored" and goes on: the cancel must still end the run.
+    script = tmp_path / "swallowed.py"
+    script.write_text(
+        "import os, signal\n"
+        "from gitcron import interrupt\n"
+        "from gitcron.execute import Cancel\n"
+        "interrupt.catch()\n"
+        "class Finalised:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "Finalised()\n"
+        "with Cancel() as cancel:\n"
+        "    print('requested', cancel.requested, cancel.signum == signal.SIGTERM)\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    assert proc.stdout == "requested True True\n", proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr

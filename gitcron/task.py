@@ -349,5 +349,6 @@ def finish(config: Config, run: TaskRun, states: Mapping[str, TaskState], *,
         cfg.write_atomic(result.record_path, json.dumps(record, indent=2, ensure_ascii=False)
                          + "\n")
         runner._farewell(result, record)
+        runner._write_metrics(config, result, options, env)
         runner._notify(config, result, options, env, masker, None)
     return record

@@ -176,3 +176,20 @@ def test_a_metrics_file_beside_the_config(project: Project) -> None:
     found = parse((project.root / "m.prom").read_text())
     assert one(found["pipeline_module_exit_code"], pipeline=project.root.name,
                module="1.bad") == 5
+
+
+def test_a_run_of_another_engine_writes_the_metrics_too(pipeline: Project) -> None:
+    """Airflow's finish task ends a run with the runner's own functions: metrics included."""
+    from task_test import begin, run_task
+
+    from gitcron import task
+
+    run = begin(pipeline)
+    states = {name: task.TaskState("success", run_task(pipeline, run, name)[1], None)
+              for name in ("1.fetch", "2.load")}
+    record = task.finish(cfg.load(str(pipeline.config_path)), run, states)
+    found = parse(prom(pipeline).read_text())
+    assert one(found["pipeline_last_success_timestamp_seconds"],
+               pipeline=pipeline.root.name) == finished(record)
+    assert one(found["pipeline_module_exit_code"], pipeline=pipeline.root.name,
+               module="2.load") == 0

@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any, TextIO
 
+from loguru import logger
+
 from gitcron import commands
-from gitcron.logger import logger
 
 MASK = "***"
 MIN_MASK_LENGTH = 4  # shorter values would blank out ordinary words and digits

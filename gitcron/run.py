@@ -20,6 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from loguru import logger
+
 from gitcron import config as cfg
 from gitcron import contract, execute, github, logs, retry, runid
 from gitcron import plan as planning
@@ -37,7 +39,6 @@ from gitcron.codes import (
 from gitcron.config import Config, ModuleSpec
 from gitcron.contract import RunContext
 from gitcron.execute import Cancel, Outcome
-from gitcron.logger import logger
 from gitcron.plan import Plan
 from gitcron.window import Window
 

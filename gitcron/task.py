@@ -28,6 +28,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from loguru import logger
+
 from gitcron import config as cfg
 from gitcron import contract, execute, logs, retry, runid
 from gitcron import plan as planning
@@ -37,7 +39,6 @@ from gitcron.codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, MODULE_SKIP, F
 from gitcron.config import Config, ModuleSpec
 from gitcron.contract import RunContext
 from gitcron.execute import Outcome
-from gitcron.logger import logger
 from gitcron.window import Window
 
 # The config's settings for Airflow: {"airflow": {"env": {"API_TOKEN": "{{ conn.api.password }}"}}}.

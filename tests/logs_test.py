@@ -76,6 +76,45 @@ def test_every_line_of_the_file_has_the_format(tmp_path: Path, capsys: pytest.Ca
     assert "*** here" in console and "hunter2" not in console
 
 
+def _connect(url: str) -> None:
+    raise ConnectionError("cannot reach the database")
+
+
+def test_a_traceback_in_the_log_shows_no_values_of_variables(tmp_path: Path) -> None:
+    """These logs get committed: a traceback names the code, never what a variable held."""
+    handle = open(tmp_path / "x.log", "x", encoding="utf-8")
+    with RunLog(timezone.utc, Masker()) as runlog:
+        runlog.attach_file(handle)
+        connection = "postgres://user:opensesame@db/x"  # not a masked value
+        try:
+            _connect(connection)
+        except ConnectionError:
+            logger.exception("unexpected")
+    text = (tmp_path / "x.log").read_text()
+    assert "ConnectionError: cannot reach the database" in text
+    assert "_connect(connection)" in text
+    assert "opensesame" not in text
+    assert all(LINE.match(line) for line in text.splitlines()), text
+
+
+def test_a_whole_run_prints_only_lines_of_the_log_format(project: Project) -> None:
+    """Console and file alike, from the first line to the last, and nothing on stderr:
+    the runner's own lines, a module's both streams, a failure and its stderr tail."""
+    project.module("1.talk.py", "import sys\nprint('out {0} %s')\n"
+                                "print('err line', file=sys.stderr)\nsys.exit(3)\n")
+    project.config({})
+    result = project.run()
+    assert result.returncode == 1
+    assert result.stderr == ""
+    for text in (result.stdout, project.log_text()):
+        lines = text.splitlines()
+        assert all(LINE.match(line) for line in lines), text
+        assert any(line.endswith("| INFO     | 1.talk | out {0} %s") for line in lines)
+        assert any(line.endswith("| STDERR   | 1.talk | err line") for line in lines)
+        assert any(" | ERROR    | 1.talk | failed (critical): exit code 3" in line
+                   for line in lines)
+
+
 def test_times_are_in_the_configured_zone(tmp_path: Path) -> None:
     from gitcron.config import zone
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Sequence
 
 from gitcron import interrupt
@@ -10,9 +9,6 @@ from gitcron.codes import EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Start-up makes many objects and frees few: collecting cycles among them costs a
-    # tenth of it. A run turns collection back on once it starts (gitcron/run.py).
-    gc.disable()
     interrupt.catch()  # a cancel while the runner is still starting: exit 130, quietly
     try:
         from gitcron.cli import main as cli_main

@@ -9,7 +9,6 @@ notifications). A backfill is one such run per interval.
 from __future__ import annotations
 
 import errno
-import gc
 import json
 import os
 import sys
@@ -170,10 +169,6 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
     """
     from gitcron import lock  # only a real run takes the lock
 
-    # orchestrator.py collects no cycles while it starts; a run may last hours. What
-    # start-up made lives as long as the process: collections need not scan it.
-    gc.freeze()
-    gc.enable()
     # Orphans of a module (a daemon that called setsid) come back to us and end with it.
     execute.become_subreaper()
     try:

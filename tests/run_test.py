@@ -317,19 +317,3 @@ def test_run_from_another_folder(project: Project, tmp_path) -> None:
     assert f"| 1.a | cwd {project.root}" in project.log_text()
 
 
-def test_a_run_collects_cycles_again_after_start_up(project: Project) -> None:
-    """orchestrator.py starts with the cycle collector off; a run (hours, maybe) turns it on."""
-    import gc
-
-    from gitcron.cli import main
-
-    project.module("1.a.py", OK)
-    project.config({})
-    gc.disable()
-    try:
-        assert main(["--config", str(project.config_path), "--no-push"]) == EXIT_OK
-        assert gc.isenabled()
-        assert gc.get_freeze_count() > 0  # start-up's objects are not scanned again
-    finally:
-        gc.unfreeze()
-        gc.enable()

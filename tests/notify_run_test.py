@@ -43,7 +43,10 @@ def test_a_failed_run_writes_its_review_and_posts_it_masked(project: Project,
     result = project.run(env=env())
     assert result.returncode == EXIT_FAILED
     record = project.record()
-    review = (project.log_dir / "runs" / record["run_id"] / "review.txt").read_text()
+    [named] = [line.split("review report: ")[1] for line in result.stdout.splitlines()
+               if "review report: " in line]
+    assert named == f"data and logs/runs/{record['run_id']}/review.txt"
+    review = (project.root / named).read_text()
     for section in ("SUMMARY", "ERROR DETAILS", "RECOVERY ACTIONS", "METADATA"):
         assert section in review
     assert "cannot connect with ***" in review and SECRET not in review
@@ -85,6 +88,19 @@ def test_a_dead_endpoint_costs_a_warning_and_not_the_exit_code(project: Project)
     result = project.run()
     assert result.returncode == EXIT_OK
     assert "| WARNING  | orchestrator | notify[0]: webhook http://127.0.0.1:9: failed" in result.stdout
+
+
+def test_a_channel_that_failed_is_a_warning_and_one_that_sent_is_not(
+        project: Project, hook: HookServer) -> None:
+    project.module("1.a.py", OK)
+    project.config(notify=[{"webhook": hook.url("/sent"), "on": ["success"]},
+                           {"webhook": "http://127.0.0.1:9/dead", "on": ["success"]}])
+    result = project.run()
+    assert result.returncode == EXIT_OK
+    said = {line.split(" | ")[3].split(":")[0]: line.split(" | ")[1].strip()
+            for line in result.stdout.splitlines() if " | notify[" in line}
+    assert said == {"notify[0]": "INFO", "notify[1]": "WARNING"}
+    assert [p.path for p in hook.posted] == ["/sent"]
 
 
 def test_two_webhooks_on_one_host_are_told_apart(project: Project, hook: HookServer) -> None:

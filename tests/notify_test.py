@@ -210,11 +210,6 @@ def test_disk_written_counts_this_run_files_only(tmp_path: Path) -> None:
     assert notify.disk_written(tmp_path / "nowhere", RUN_ID, started) == 0
 
 
-def test_review_path() -> None:
-    assert notify.review_path(Path("/p/data and logs"), RUN_ID) == Path(
-        f"/p/data and logs/runs/{RUN_ID}/review.txt")
-
-
 def test_headline_is_one_line() -> None:
     record = failed_record()
     record["modules"][3]["name"] = "4.trans\nform"
@@ -414,11 +409,6 @@ def test_dry_run_sends_nothing_and_says_what(hook: HookServer) -> None:
         "(with the log)",
     ]
     assert hook.posted == [] and smtp.messages == []
-
-
-def test_failures_picks_the_failed_lines() -> None:
-    lines = ["webhook https://a: sent", "email ops@example.com: failed (timeout)"]
-    assert notify.failures(lines) == ["email ops@example.com: failed (timeout)"]
 
 
 def test_channels_run_side_by_side_within_one_budget(hook: HookServer) -> None:

@@ -154,8 +154,7 @@ class CommitBack:
         request = gitsync.Request(
             root=self.work, log=log, record=record, config=self.work / "config.json",
             extra=(LOGS,), settings=GitSettings(push="always", paths=(LOGS,)),
-            run_id=f"20261123_06h00_{self.n + 1}", status="success", env=self.env,
-            rename_record=lambda content, run_id, log_file, run_dir: content)
+            run_id=f"20261123_06h00_{self.n + 1}", status="success", env=self.env)
         start = time.perf_counter()
         gitsync.commit_and_push(request, str)
         return time.perf_counter() - start

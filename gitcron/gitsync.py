@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitcron import config, lock, runid
+from gitcron import config, lock, records, runid
 from gitcron.codes import FatalError
 from gitcron.config import GitSettings, parse_timestamp
 
@@ -50,17 +50,10 @@ AUTH_FAILED = ("could not read Username", "Authentication failed", "The requeste
 MOVED = ("fetch first", "non-fast-forward", "stale info", "cannot lock ref",
          "failed to update ref", "incorrect old value")
 Redact = Callable[[str], str]
-# Renames a run's record for a new run id: (record bytes, new run id, its new log
-# file, its new run folder or None) -> bytes.
-RecordRenamer = Callable[[bytes, str, str, "str | None"], bytes]
 
 
 class PushError(Exception):
     """Committing or pushing failed; the message is redacted and says what to do."""
-
-
-def _plain_note(text: str) -> str:
-    return text + "\n"
 
 
 @dataclass(frozen=True)
@@ -76,12 +69,12 @@ class Request:
     run_id: str
     status: str
     env: Mapping[str, str]
-    rename_record: RecordRenamer
     # With git.commit "changes": no commit unless something besides the log, the
     # record and config.json changed under git.paths (the caller checks the modules).
     only_if_changed: bool = False
-    # A line for the end of the log (formatted as the log's own lines), given its text.
-    log_note: Callable[[str], str] = _plain_note
+    # The start of a line in the log's own format (logs.prefix), for the line that
+    # ends the log when the run is renamed.
+    note_prefix: bytes = b""
     # The run's folder (`<log_dir>/runs/<run id>`), when it is committed with the run.
     run_dir: Path | None = None
     # A second paragraph for the commit message: why a commit was made at all.
@@ -807,11 +800,11 @@ def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str,
     in_record = req.log.parent.resolve().relative_to(root)
     run_dir = (runid.run_dir(log_dir.resolve(), run_id, req.layout).relative_to(root).as_posix()
                if own else None)
-    record = req.rename_record(_show(git, ours, record_rel), run_id,
-                               in_record.joinpath(runid.log_name(run_id)).as_posix(), run_dir)
-    note = req.log_note(f"a concurrent run had pushed run id {req.run_id} first: this run "
-                        f"was committed as {run_id}")
-    log = _show(git, ours, log_rel) + note.encode()
+    record = records.renamed(_show(git, ours, record_rel), run_id,
+                             in_record.joinpath(runid.log_name(run_id)).as_posix(), run_dir)
+    note = (f"a concurrent run had pushed run id {req.run_id} first: this run was committed "
+            f"as {run_id}\n")
+    log = _show(git, ours, log_rel) + req.note_prefix + note.encode()
     # The old names stay as the remote has them: they hold the other run's files.
     moved: dict[str, Change] = {
         new_log: ("100644", _blob(git, log)), new_record: ("100644", _blob(git, record)),

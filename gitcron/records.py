@@ -136,6 +136,15 @@ def records_newest_first(
             skipped.append(path)
 
 
+def renamed(content: bytes, run_id: str, log_file: str, run_dir: str | None) -> bytes:
+    """A run record under a new run id (a concurrent run pushed the same one first)."""
+    record = json.loads(content)
+    record["run_id"], record["log_file"] = run_id, log_file
+    if run_dir is not None:
+        record["run_dir"] = run_dir
+    return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
+
+
 def is_rehearsal(record: Record) -> bool:
     """A dry run or a backfill: not the pipeline's own progress."""
     return bool(record.get("dry_run")) or bool(record.get("backfill"))

@@ -401,9 +401,9 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
     request = gitsync.Request(
         root=config.root, log=result.log_path, record=result.record_path,
         config=config.path if result.config_ok else None, extra=extra, settings=config.git,
-        run_id=result.run_id, status=result.status, env=env, rename_record=renamed_record,
+        run_id=result.run_id, status=result.status, env=env,
         only_if_changed=only_if_changed and note is None, note=note, badge=badge,
-        log_note=partial(_log_line, config.tz),
+        note_prefix=logs.prefix(datetime.now(config.tz), "WARNING", logs.ORCHESTRATOR).encode(),
         run_dir=result.run_dir if result.record.get("run_dir") else None,
         log_dir=config.log_dir, layout=config.log_layout,
     )
@@ -476,11 +476,6 @@ def _keep_alive(config: Config) -> str | None:
     return why
 
 
-def _log_line(tz: Any, text: str) -> str:
-    """A line in the log's own format, for a line gitsync appends to the committed log."""
-    return f"{logs.stamp(datetime.now(tz))} | WARNING  | {logs.ORCHESTRATOR} | {text}\n"
-
-
 def _rename(config: Config, result: RunResult, run_id: str) -> None:
     """From the rename on, the run is known by its new id everywhere: the step
     summary and its link, the step outputs, the console."""
@@ -492,15 +487,6 @@ def _rename(config: Config, result: RunResult, run_id: str) -> None:
     result.run_dir = runid.run_dir(config.log_dir.absolute(), run_id, config.log_layout)
     if result.record.get("run_dir"):
         result.record["run_dir"] = _relative(result.run_dir, config.root)
-
-
-def renamed_record(content: bytes, run_id: str, log_file: str, run_dir: str | None) -> bytes:
-    """A run record under a new run id (a concurrent run pushed the same one first)."""
-    record = json.loads(content)
-    record["run_id"], record["log_file"] = run_id, log_file
-    if run_dir is not None:
-        record["run_dir"] = run_dir
-    return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
 
 
 def _create_log(config: Config, started: datetime) -> tuple[str, Path, Any]:

@@ -476,7 +476,7 @@ def test_redaction_of_git_errors() -> None:
 
 
 def test_renamed_record_rewrites_its_id_and_log() -> None:
-    from gitcron.run import renamed_record
+    from gitcron.records import renamed as renamed_record
 
     record = json.dumps({"run_id": "20261123_06h00", "log_file": "x/workflow_20261123_06h00.log",
                          "status": "success"}).encode()
@@ -574,13 +574,10 @@ def make_run_files(project: Project, run_id: str, text: str) -> gitsync.Request:
     log.write_text(text)
     record = log.with_suffix(".json")
     record.write_text(json.dumps({"run_id": run_id, "log_file": f"data and logs/{log.name}"}))
-    from gitcron.run import renamed_record
-
     return gitsync.Request(
         root=project.root, log=log, record=record, config=project.config_path, extra=(),
         settings=GitSettings(push="always"), run_id=run_id, status="success",
-        env=dict(os.environ), rename_record=renamed_record,
-        log_note=lambda text: f"NOTE | {text}\n")
+        env=dict(os.environ), note_prefix=b"NOTE | ")
 
 
 def test_a_run_id_pushed_first_elsewhere_moves_to_the_next_free_one(remote: Path) -> None:

@@ -87,6 +87,9 @@ def main() -> None:
         logs.mkdir(parents=True)
         processes = deployment.start(env, logs)
         try:
+            if not deployment.wait_for("the api-server", time.monotonic() + 300,
+                                       lambda: deployment.healthy(env)):
+                raise SystemExit("benchmark: the api-server did not start")
             for dag_id in ("bench_small", "bench_large"):
                 if not deployment.wait_for(dag_id, time.monotonic() + 300,
                                            lambda d=dag_id: deployment.airflow(

@@ -322,8 +322,9 @@ def module_results(modules: Sequence[ModuleSpec], states: Mapping[str, TaskState
 
 def finish(config: Config, run: TaskRun, states: Mapping[str, TaskState], *,
            extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Write the run's record (and review report), tidy its folder, send its
-    notifications, with the local runner's own functions; the record."""
+    """Write the run's record (and review report), tidy its folder, write
+    `metrics_file`, send the notifications, with the local runner's own
+    functions; the record."""
     env = cfg.load_env(config.root, os.environ)
     masker = masker_for(config, env)
     plan = planning.build(config, planning.Selection())

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -98,6 +99,15 @@ def _signal(group: int, signum: int) -> None:
         pass
 
 
+def healthy(env: dict[str, str]) -> bool:
+    url = env["AIRFLOW__API__BASE_URL"] + "/api/v2/monitor/health"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def wait_for(what: str, deadline: float, check: object) -> bool:
     while time.monotonic() < deadline:
         if check():  # type: ignore[operator]
@@ -116,6 +126,9 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     processes = start(env, logs)
     try:
+        # Tasks report to the api-server: none may start before it answers.
+        if not wait_for("the api-server", deadline, lambda: healthy(env)):
+            return 1
         if not wait_for(f"DAG {dag_id} parsed", deadline,
                         lambda: airflow(env, "dags", "unpause", dag_id).returncode == 0):
             return 1

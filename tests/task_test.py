@@ -203,3 +203,28 @@ def test_a_bad_airflow_env_mapping_is_named(project: Project) -> None:
     project.config(modules=["modules/1.a.py"], airflow={"env": ["x"]})
     with pytest.raises(cfg.FatalError, match="airflow.env"):
         task.airflow_env(cfg.load(str(project.config_path)))
+
+
+def test_finish_notifies_with_the_local_runners_texts(project: Project, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from notifyservers import HookServer
+
+    hook = HookServer()
+    try:
+        project.module("1.load.py", "import os, sys\n"
+                       "print('cannot connect with', os.environ['DB_PASSWORD'], file=sys.stderr)\n"
+                       "sys.exit(3)\n")
+        project.config(modules=["modules/1.load.py"], notify=[{"webhook": hook.url()}])
+        monkeypatch.setenv("DB_PASSWORD", "db-secret-value")
+        assert project.run("--no-push").returncode == 1
+        run = begin(project, trigger="airflow manual")
+        outcome = run_task(project, run, "1.load")[1]
+        task.finish(cfg.load(str(project.config_path)), run,
+                    {"1.load": task.TaskState("failed", outcome, None)})
+    finally:
+        hook.close()
+    local, airflow = (json.loads(posted.body) for posted in hook.posted)
+    assert local["text"].replace(local["run"]["run_id"], "ID") == \
+        airflow["text"].replace(airflow["run"]["run_id"], "ID")
+    assert "db-secret-value" not in json.dumps(airflow)
+    assert airflow["run"]["modules"][0]["status"] == "failed"

@@ -14,7 +14,6 @@ same way (`python orchestrator.py` on the same two configs), is the baseline.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -45,14 +44,12 @@ def dag_file(dags: Path, config: Path) -> None:
 
 
 def duration(env: dict[str, str], dag_id: str, run_id: str) -> float | None:
-    done = deployment.airflow(env, "dags", "list-runs", dag_id, "-o", "json")
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith("["):
-            for run in json.loads(line):
-                if run["run_id"] == run_id and run["state"] in deployment.DONE:
-                    ended = datetime.fromisoformat(run["end_date"])
-                    return (ended - datetime.fromisoformat(run["start_date"])).total_seconds()
-    return None
+    rows = deployment.query(env, "SELECT state, start_date, end_date FROM dag_run WHERE "
+                                 "dag_id = ? AND run_id = ?", dag_id, run_id)
+    if not rows or rows[0][0] not in deployment.DONE or not rows[0][2]:
+        return None
+    return (datetime.fromisoformat(rows[0][2]) - datetime.fromisoformat(rows[0][1])
+            ).total_seconds()
 
 
 def dag_run(env: dict[str, str], dag_id: str, n: int) -> float:
@@ -63,7 +60,7 @@ def dag_run(env: dict[str, str], dag_id: str, n: int) -> float:
         seconds = duration(env, dag_id, run_id)
         if seconds is not None:
             return seconds
-        time.sleep(1)
+        time.sleep(0.5)
     raise SystemExit(f"benchmark: {dag_id} did not finish")
 
 
@@ -92,9 +89,9 @@ def main() -> None:
                 raise SystemExit("benchmark: the api-server did not start")
             for dag_id in ("bench_small", "bench_large"):
                 if not deployment.wait_for(dag_id, time.monotonic() + 300,
-                                           lambda d=dag_id: deployment.airflow(
-                                               env, "dags", "unpause", d).returncode == 0):
+                                           lambda d=dag_id: deployment.parsed(env, d)):
                     raise SystemExit("benchmark: the DAGs were not parsed")
+                deployment.airflow(env, "dags", "unpause", dag_id)
             dag_run(env, "bench_small", 0)  # warm-up
             a, b = [], []
             for i in range(args.rounds):

@@ -113,7 +113,6 @@ def dag_from_config(path: str | os.PathLike[str], dag_id: str | None = None,
     `default_args`, `queue`, `pool`: for every task.
     """
     config = cfg.load(str(path))
-    task.airflow_env(config)  # checked now: a bad mapping is a parse error, not a failed run
     steps = plan_steps(plan.build(config, plan.Selection()).modules)
     where = Where(str(config.path), str(data_dir) if data_dir is not None else None)
     common = {k: v for k, v in (("queue", queue), ("pool", pool)) if v is not None}
@@ -135,8 +134,8 @@ def dag_from_config(path: str | os.PathLike[str], dag_id: str | None = None,
 def configured_dag_id(config: Config) -> str:
     """The config's `name`: never a folder's name, which differs between the
     dag-processor's checkout and a worker's (a Git DAG bundle)."""
-    name = config.raw.get("name")
-    if not isinstance(name, str) or not name.strip():
+    name = config.name
+    if not name or not name.strip():
         raise FatalError(f"{config.display}: name: set the pipeline's name (the DAG's id), "
                          "or pass dag_id= to dag_from_config")
     if NOT_TASK_ID.search(name):

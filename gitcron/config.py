@@ -224,6 +224,20 @@ def _headers(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(value.items())
 
 
+def _airflow(value: Any) -> tuple[tuple[str, str], ...]:
+    """`{"env": {"API_TOKEN": "{{ conn.api.password }}"}}`: module variables whose
+    values Airflow renders (docs/airflow.md); the pairs of `env`."""
+    if not isinstance(value, dict) or set(value) - {"env"}:
+        raise Invalid(f"must be an object with one key, env (got {show(value)})")
+    env = value.get("env", {})
+    if not isinstance(env, dict) or not all(
+            isinstance(k, str) and k and "=" not in k and "\0" not in k and isinstance(v, str)
+            for k, v in env.items()):
+        raise Invalid("env: must map variable names to strings, e.g. "
+                      '{"API_TOKEN": "{{ conn.api.password }}"}')
+    return tuple(env.items())
+
+
 def _on(value: Any) -> tuple[str, ...]:
     """A channel's `on`: run statuses, and `fixed` (back to normal)."""
     for status in _strings(value):
@@ -283,6 +297,7 @@ TEMPLATE = simple("a message with `{run_id}` and `{status}`", _template)
 TIMESTAMP = simple("an ISO 8601 time with offset, or null", _timestamp)
 ZONE = simple("an IANA time zone", _zone_name)
 CRON = simple("a cron line of five fields (UTC), or null", _cron)
+AIRFLOW = simple('an object: `{"env": {NAME: template}}`', _airflow)
 PORT = simple("a port number", _port)
 ADDRESSES = simple("an address or a list of addresses", _addresses)
 URL = simple("an http:// or https:// URL; `${NAME}` is the variable NAME", _url)
@@ -529,6 +544,10 @@ class Config:
     log_layout: runid.Layout = setting(
         LAYOUT, "flat", "`daily`: a run's log, record and folder in `YYYY/MM/DD/` folders "
         "(see docs/commit-back.md, \"Running for years\")")
+    name: str | None = setting(OPTIONAL_STRING, None, "the pipeline's name: its Airflow DAG id")
+    airflow_env: tuple[tuple[str, str], ...] = setting(
+        AIRFLOW, (), "on Airflow: module variables whose values Airflow renders "
+        "(docs/airflow.md)", key="airflow", shown="none")
 
     def unchanged(self) -> bool:
         """The file still holds what was loaded: it needs no second check."""

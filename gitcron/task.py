@@ -41,8 +41,6 @@ from gitcron.contract import RunContext
 from gitcron.execute import Outcome
 from gitcron.window import Window
 
-# The config's settings for Airflow: {"airflow": {"env": {"API_TOKEN": "{{ conn.api.password }}"}}}.
-AIRFLOW_KEY = "airflow"
 # The value of `--data-dir`, when the engine passes none: the root under which
 # log_dir lives instead of the config's folder (a DAG bundle's checkout is
 # replaced at every commit; the data must outlive it).
@@ -116,20 +114,8 @@ def under_data_dir(config: Config, data_dir: str | os.PathLike[str] | None) -> C
 
 
 def airflow_env(config: Config) -> dict[str, str]:
-    """`airflow.env`: module variable -> a value for Airflow to render (checked)."""
-    settings = config.raw.get(AIRFLOW_KEY, {})
-    if not isinstance(settings, dict):
-        raise FatalError(f"{config.display}: {AIRFLOW_KEY}: must be an object")
-    unknown = set(settings) - {"env"}
-    if unknown:
-        raise FatalError(f"{config.display}: {AIRFLOW_KEY}: unknown key {sorted(unknown)[0]!r} "
-                         "(known: 'env')")
-    env = settings.get("env", {})
-    if not isinstance(env, dict) or not all(
-            isinstance(k, str) and k and isinstance(v, str) for k, v in env.items()):
-        raise FatalError(f"{config.display}: {AIRFLOW_KEY}.env: must map variable names to "
-                         "strings, e.g. {\"API_TOKEN\": \"{{ conn.api.password }}\"}")
-    return dict(env)
+    """`airflow.env` of the config: module variable -> a value for Airflow to render."""
+    return dict(config.airflow_env)
 
 
 def masker_for(config: Config, env: Mapping[str, str]) -> logs.Masker:

@@ -200,9 +200,12 @@ def test_a_run_that_is_not_json_is_one_line_and_exit_2(project: Project) -> None
 
 def test_a_bad_airflow_env_mapping_is_named(project: Project) -> None:
     project.module("1.a.py", OK)
-    project.config(modules=["modules/1.a.py"], airflow={"env": ["x"]})
-    with pytest.raises(cfg.FatalError, match="airflow.env"):
-        task.airflow_env(cfg.load(str(project.config_path)))
+    project.config(modules=["modules/1.a.py"], airflow=["x"])
+    with pytest.raises(cfg.FatalError, match="airflow: must be an object with one key, env"):
+        cfg.load(str(project.config_path))
+    project.config(modules=["modules/1.a.py"], airflow={"env": {"A": 1}})
+    with pytest.raises(cfg.FatalError, match="env: must map variable names to strings"):
+        cfg.load(str(project.config_path))
 
 
 def test_finish_notifies_with_the_local_runners_texts(project: Project, tmp_path: Path,

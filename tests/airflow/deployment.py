@@ -17,10 +17,12 @@ import os
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -57,14 +59,27 @@ def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
                           stdin=subprocess.DEVNULL, timeout=120)
 
 
+def database(env: dict[str, str]) -> str:
+    return str(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+
+
+def query(env: dict[str, str], sql: str, *args: str) -> list[tuple]:
+    """Read the deployment's SQLite database: polling it costs nothing, where each
+    `airflow` command costs seconds of CPU that the scheduler needs."""
+    try:
+        with sqlite3.connect(f"file:{database(env)}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute(sql, args).fetchall()
+    except sqlite3.Error:
+        return []  # not created yet, or busy: ask again
+
+
 def run_state(env: dict[str, str], dag_id: str, run_id: str) -> str | None:
-    done = airflow(env, "dags", "list-runs", dag_id, "-o", "json")
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith("["):
-            for run in json.loads(line):
-                if run["run_id"] == run_id:
-                    return str(run["state"])
-    return None
+    rows = query(env, "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
+    return str(rows[0][0]) if rows else None
+
+
+def parsed(env: dict[str, str], dag_id: str) -> bool:
+    return bool(query(env, "SELECT 1 FROM dag WHERE dag_id = ?", dag_id))
 
 
 def start(env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
@@ -108,11 +123,11 @@ def healthy(env: dict[str, str]) -> bool:
         return False
 
 
-def wait_for(what: str, deadline: float, check: object) -> bool:
+def wait_for(what: str, deadline: float, check: Callable[[], bool]) -> bool:
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return True
-        time.sleep(1)
+        time.sleep(0.5)
     print(f"deployment: {what}: not within the budget", file=sys.stderr)
     return False
 
@@ -129,8 +144,8 @@ def main() -> int:
         # Tasks report to the api-server: none may start before it answers.
         if not wait_for("the api-server", deadline, lambda: healthy(env)):
             return 1
-        if not wait_for(f"DAG {dag_id} parsed", deadline,
-                        lambda: airflow(env, "dags", "unpause", dag_id).returncode == 0):
+        if not wait_for(f"DAG {dag_id} parsed", deadline, lambda: parsed(env, dag_id)) \
+                or airflow(env, "dags", "unpause", dag_id).returncode != 0:
             return 1
         run_id = f"deployment__{int(time.time())}"
         triggered = airflow(env, "dags", "trigger", dag_id, "--run-id", run_id, "--conf", conf)

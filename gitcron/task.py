@@ -26,7 +26,7 @@ from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 from loguru import logger
 
@@ -184,7 +184,7 @@ def task_main(argv: Sequence[str]) -> int:
     env = cfg.load_env(config.root, os.environ)
     ctx = run.context(config)
     execute.become_subreaper()  # what a module leaves behind comes back to us, and ends
-    handle = open(run.log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 (RunLog closes it)
+    handle = _append(run.log_path)
     with execute.Cancel() as cancel, logs.RunLog(config.tz, masker_for(config, env)) as runlog:
         runlog.attach_file(handle)
         again = False
@@ -203,6 +203,15 @@ def task_main(argv: Sequence[str]) -> int:
     if args.recover is not None:
         return EXIT_OK if result.status == "recovered" else EXIT_FAILED
     return TASK_EXIT_CODES.get(result.status, EXIT_FAILED)
+
+
+def _append(path: Path) -> TextIO:
+    """The run's log, claimed by its start task, opened to add lines."""
+    try:
+        return open(path, "a", encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise FatalError(f"{path}: cannot open the run's log ({exc.strerror or exc}): is "
+                         "log_dir shared by the workers (data_dir)?") from None
 
 
 def _module(known: Sequence[ModuleSpec], name: str, config: Config) -> ModuleSpec:
@@ -294,7 +303,13 @@ def module_results(modules: Sequence[ModuleSpec], states: Mapping[str, TaskState
         task = states.get(spec.name) or TaskState(None, None, None)
         attempt_ = task.attempt
         last = outcome_of(attempt_.get("outcome")) if attempt_ else None
-        if last is None or task.state not in ("success", "skipped", "failed"):
+        if last is None:
+            # A task that failed without a word from the task command was killed
+            # from outside (Airflow's execution_timeout, a lost worker): it ran.
+            status = "failed" if task.state == "failed" else "not_run"
+            results.append(runner.ModuleResult(spec, status))  # type: ignore[arg-type]
+            continue
+        if task.state not in ("success", "skipped", "failed"):
             results.append(runner.ModuleResult(spec, "not_run"))
             continue
         recovery = outcome_of(task.recovery.get("recovery")) if task.recovery else None
@@ -321,7 +336,7 @@ def finish(config: Config, run: TaskRun, states: Mapping[str, TaskState], *,
                               modules=results)
     options = runner.Options(dry_run=run.dry_run, force=run.force)
     config = replace(config, last_run_date=run.last_run_date)
-    handle = open(run.log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 (RunLog closes it)
+    handle = _append(run.log_path)
     with logs.RunLog(config.tz, masker) as runlog:
         runlog.attach_file(handle)
         record = runner._record(config, plan, result, options, env,

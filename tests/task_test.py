@@ -91,14 +91,15 @@ def test_the_retry_policy_decides_whether_the_engine_tries_again(project: Projec
 
 
 def test_leftovers_are_killed_and_the_task_ends(project: Project) -> None:
-    project.module("1.bg.sh", "sleep 300 &\nsetsid sleep 301 >/dev/null 2>&1 </dev/null &\n"
+    # Durations no other process on the machine is likely to sleep for.
+    project.module("1.bg.sh", "sleep 3017 &\nsetsid sleep 3018 >/dev/null 2>&1 </dev/null &\n"
                    "echo started\n")
     project.config(modules=["modules/1.bg.sh"])
     done, outcome = run_task(project, begin(project), "1.bg")
     assert done.returncode == 0
     assert "the module left processes running; they were killed" in done.stdout
     assert outcome["outcome"]["stray_processes"] is True
-    alive = subprocess.run(["pgrep", "-f", "sleep 30[01]"], capture_output=True, text=True)
+    alive = subprocess.run(["pgrep", "-f", "sleep 301[78]"], capture_output=True, text=True)
     assert alive.stdout == ""
 
 
@@ -231,3 +232,24 @@ def test_finish_notifies_with_the_local_runners_texts(project: Project, tmp_path
         airflow["text"].replace(airflow["run"]["run_id"], "ID")
     assert "db-secret-value" not in json.dumps(airflow)
     assert airflow["run"]["modules"][0]["status"] == "failed"
+
+
+def test_a_worker_without_the_runs_log_dir_is_told_in_one_line(project: Project,
+                                                                tmp_path: Path) -> None:
+    project.module("1.a.py", OK)
+    project.config(modules=["modules/1.a.py"])
+    run = begin(project)._replace(log_dir=str(tmp_path / "not shared"))
+    done, _ = run_task(project, run, "1.a")
+    assert done.returncode == 2
+    assert "cannot open the run's log" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_task_killed_from_outside_is_a_failed_module(project: Project) -> None:
+    project.module("1.a.py", OK)
+    project.module("2.b.py", OK)
+    project.config(modules=["modules/1.a.py", "modules/2.b.py"])
+    results = task.module_results(cfg.load(str(project.config_path)).modules or (), {
+        "1.a": task.TaskState("failed", None, None),
+        "2.b": task.TaskState("upstream_failed", None, None)})
+    assert [r.status for r in results] == ["failed", "not_run"]

@@ -62,6 +62,13 @@ class TaskRun(NamedTuple):
     log_dir: str = ""  # absolute
     trigger: str = "airflow"
     layout: runid.Layout = "flat"  # the config's log_layout
+    ping_id: str | None = None  # the id the monitor's start ping carried, for its end
+
+    def result(self) -> runner.RunResult:
+        """The run as the local runner holds it (its modules and status still to come)."""
+        return runner.RunResult(self.run_id, "failed", cfg.parse_timestamp(self.started),
+                                self.log_path, self.record_path, self.window, self.run_dir,
+                                ping_id=self.ping_id)
 
     def to_json(self) -> str:
         return json.dumps(self._asdict())
@@ -127,8 +134,8 @@ def masker_for(config: Config, env: Mapping[str, str]) -> logs.Masker:
 def begin(config: Config, started: datetime, last_run_date: str | None, window: Window, *,
           dry_run: bool = False, force: bool = False, backfill: bool = False,
           trigger: str = "airflow") -> TaskRun:
-    """Claim the run's id (runid.claim: its log, created), make its folder, and
-    write the run's first lines."""
+    """Claim the run's id (runid.claim: its log, created), make its folder, write
+    the run's first lines, and send the monitor's start ping."""
     log_dir = config.log_dir.absolute()
     try:
         run_id, log_path, handle = runid.claim(log_dir, runid.stub(started.astimezone(config.tz)),
@@ -149,7 +156,11 @@ def begin(config: Config, started: datetime, last_run_date: str | None, window: 
                  f"{'' if len(modules) == 1 else 's'}: {', '.join(s.name for s in modules)}")
         start = windows.iso(window.start) if window.start else "the beginning"
         logger.info(f"window: {start} to {windows.iso(window.end)}")
-    return run
+        result = run.result()
+        env = cfg.load_env(config.root, os.environ)
+        runner._ping(config, result, runner.Options(dry_run=dry_run, force=force), env,
+                     masker_for(config, env), "start")
+    return run._replace(ping_id=result.ping_id)
 
 
 # The task command.
@@ -324,16 +335,15 @@ def module_results(modules: Sequence[ModuleSpec], states: Mapping[str, TaskState
 def finish(config: Config, run: TaskRun, states: Mapping[str, TaskState], *,
            extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write the run's record (and review report), tidy its folder, write
-    `metrics_file`, send the notifications, with the local runner's own
-    functions; the record."""
+    `metrics_file`, send the notifications and the monitor's end ping, with the
+    local runner's own functions; the record."""
     env = cfg.load_env(config.root, os.environ)
     masker = masker_for(config, env)
     plan = planning.build(config, planning.Selection())
     results = module_results(plan.modules, states)
     status = runner.run_status(results, False)
-    result = runner.RunResult(run.run_id, status, cfg.parse_timestamp(run.started), run.log_path,
-                              run.record_path, run.window, run.run_dir,
-                              modules=results)
+    result = run.result()
+    result.status, result.modules = status, results
     options = runner.Options(dry_run=run.dry_run, force=run.force)
     config = replace(config, last_run_date=run.last_run_date)
     handle = _append(run.log_path)
@@ -345,6 +355,7 @@ def finish(config: Config, run: TaskRun, states: Mapping[str, TaskState], *,
         record.update(extra or {})
         record = runner._mask(record, masker)
         result.record = record
+        result.attention = runner._attention(config, record)
         if status in runner.REVIEWED:
             result.review = runner._write_review(config, result, record, env, masker)
         if runner._close_run_dir(config, run.run_id, result.run_dir) is None:
@@ -354,4 +365,5 @@ def finish(config: Config, run: TaskRun, states: Mapping[str, TaskState], *,
         runner._farewell(result, record)
         runner._write_metrics(config, result, options, env)
         runner._notify(config, result, options, env, masker, None)
+        runner._ping(config, result, options, env, masker, "end")
     return record

@@ -253,3 +253,28 @@ def test_a_task_killed_from_outside_is_a_failed_module(project: Project) -> None
         "1.a": task.TaskState("failed", None, None),
         "2.b": task.TaskState("upstream_failed", None, None)})
     assert [r.status for r in results] == ["failed", "not_run"]
+
+
+def test_the_monitor_hears_the_start_and_the_end_with_one_id(project: Project,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from notifyservers import HookServer
+
+    hook = HookServer()
+    try:
+        project.module("1.a.py", OK)
+        project.config(modules=["modules/1.a.py"],
+                       monitor={"url": "${HC_PING_URL}", "kind": "healthchecks"})
+        monkeypatch.setenv("HC_PING_URL", hook.url("/ping/key"))
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        run = begin(project)
+        outcome = run_task(project, run, "1.a")[1]
+        record = task.finish(cfg.load(str(project.config_path)), run,
+                             {"1.a": task.TaskState("success", outcome, None)})
+    finally:
+        hook.close()
+    pings = [(urlsplit(p.path).path, parse_qs(urlsplit(p.path).query)) for p in hook.posted]
+    rid = record["monitor"]["rid"]
+    assert pings == [("/ping/key/start", {"rid": [rid]}), ("/ping/key", {"rid": [rid]})]

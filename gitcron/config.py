@@ -32,6 +32,9 @@ ConfigKind = Literal["json", "yaml"]
 
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_LOG_DIR = "data and logs"
+# GitHub refuses a file over 100 MB, and only after the upload; 95 leaves a margin.
+DEFAULT_MAX_FILE_MB = 95.0
+MAX_FILE_MB = 1_000_000.0
 DEFAULT_COMMIT_MESSAGE = "pipeline: {status} run {run_id} [skip ci]"
 DEFAULT_RETRY_MAX_DELAY_SECONDS = 3600.0
 # A module file name starts with a number, then ".", "_" or "-" (README: "config.json", `modules`).
@@ -131,6 +134,13 @@ def _minutes(value: Any) -> float:
     number = _number(value)
     if not 0 < number <= MAX_MINUTES:
         raise Invalid(f"must be a number of {MINUTES.text} (got {show(value)})")
+    return float(number)
+
+
+def _megabytes(value: Any) -> float:
+    number = _number(value)
+    if not 0 < number <= MAX_FILE_MB:
+        raise Invalid(f"must be a number of {MEGABYTES.text} (got {show(value)})")
     return float(number)
 
 
@@ -289,6 +299,7 @@ OPTIONAL_STRING = simple("a string or null", _optional_string)
 STRINGS = simple("a list of non-empty strings", _strings)
 SECONDS = seconds_up_to_a_week(zero=False)
 SECONDS_OR_ZERO = seconds_up_to_a_week(zero=True)
+MEGABYTES = simple(f"megabytes above 0 and at most {MAX_FILE_MB:.0f}", _megabytes)
 COUNT = simple(f"a whole number from 0 to {MAX_RETRIES}", _count)
 MINUTES = simple(f"minutes above 0 and at most {MAX_MINUTES:.0f} (10 years)", _minutes)
 OPTIONAL_MINUTES = simple(f"{MINUTES.text}, or null",
@@ -378,6 +389,9 @@ class GitSettings:
     commit: CommitMode = setting(
         one_of("always", "changes"), "always",
         "`changes`: no commit when every module skipped and `paths` did not change")
+    max_file_mb: float = setting(
+        MEGABYTES, DEFAULT_MAX_FILE_MB,
+        "a file this large or larger stops commit-back (exit 3) before any push")
 
     def wanted(self, flag: bool | None, dry_run: bool, env: Mapping[str, str]) -> bool:
         return self.decide(flag, dry_run, env)[0]

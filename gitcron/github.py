@@ -165,7 +165,7 @@ class Actions:
 
     def finish(self, record: Mapping[str, Any], *, failures: Sequence[Failure] = (),
                commit: str | None, push_error: str | None,
-               notifications: Sequence[str] = ()) -> None:
+               notifications: Sequence[str] = (), changed: bool = False) -> None:
         """The end of the run in the Actions UI: annotations (a failed push, failed
         modules, the summary of those past the cap), the step summary, the outputs."""
         if not self.enabled:
@@ -182,7 +182,7 @@ class Actions:
         self.end_untrusted()
         link = self.log_link(commit, record["log_file"])
         self.summary(record, link, push_error=push_error, notifications=notifications)
-        self.outputs(step_outputs(record, commit))
+        self.outputs(step_outputs(record, commit, changed))
 
     def outputs(self, values: Mapping[str, str]) -> None:
         path = self.env.get("GITHUB_OUTPUT")
@@ -233,13 +233,16 @@ def _summary_of(kind: str, dropped: Sequence[Annotation]) -> Annotation:
     return Annotation(kind, message[:4000], (("title", title),), "")
 
 
-def step_outputs(record: Mapping[str, Any], commit: str | None) -> dict[str, str]:
-    """The step's outputs (docs/actions.md): what a later step of the job reads."""
+def step_outputs(record: Mapping[str, Any], commit: str | None, changed: bool = False
+                 ) -> dict[str, str]:
+    """The step's outputs (docs/actions.md): what a later step of the job reads.
+    `changed`: the pushed commit holds more than the run's own files."""
     log_file = record["log_file"]
     record_file = PurePosixPath(log_file).with_name(runid.record_name(record["run_id"]))
     return {"status": record["status"], "run_id": record["run_id"], "log_file": log_file,
             "record_file": str(record_file), "run_dir": record.get("run_dir") or "",
-            "pushed": "true" if commit else "false", "commit": commit or ""}
+            "pushed": "true" if commit else "false", "commit": commit or "",
+            "changed": "true" if commit and changed else "false"}
 
 
 def output_entry(name: str, value: str) -> str:

@@ -25,7 +25,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gitcron import config, lock, records, runid
@@ -82,6 +82,8 @@ class Request:
     # `<log_dir>/badge.json`, among `extra`: when a concurrent run changed it too,
     # the run pushing now (the last to finish) writes it.
     badge: Path | None = None
+    # The commit's diff stats, for its message (set once the run's commit is made).
+    stats: str | None = None
     # Where the run's files are: the log folder and its layout (gitcron/runid.py).
     # Without a log_dir, the log's own folder, flat.
     log_dir: Path | None = None
@@ -97,6 +99,10 @@ class Pushed:
     renamed_to: str | None = None  # the run id, when a concurrent run had taken ours
     local_updated: bool = True
     advice: str | None = None  # what to run when the checkout was left behind
+    # Whether anything changed beyond the run's own files and last_run_date (the
+    # step output `changed`), and the commit's diff stats.
+    changed: bool = True
+    stats: str = ""
 
 
 class GitError(Exception):
@@ -349,8 +355,9 @@ def commit_and_push(req: Request, redact: Redact) -> Pushed | None:
     made = _commit(git, req)
     if made is None:
         return None
-    ours, parent = made
-    return _push_with_retries(git, req, ours, parent, branch, target)
+    ours, parent, stats, changed = made
+    pushed = _push_with_retries(git, replace(req, stats=stats), ours, parent, branch, target)
+    return replace(pushed, changed=changed, stats=stats)
 
 
 def _base_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -431,9 +438,11 @@ def _temporary_index(git_dir: Path) -> Iterator[str]:
         Path(path + ".lock").unlink(missing_ok=True)
 
 
-def _commit(git: _Git, req: Request) -> tuple[str, str | None] | None:
-    """The run's commit on top of HEAD, and its parent; HEAD moves to it, the rest
-    stays as it was. None when `only_if_changed` and nothing worth it changed."""
+def _commit(git: _Git, req: Request) -> tuple[str, str | None, str, bool] | None:
+    """The run's commit on top of HEAD, its parent, its diff stats and whether it
+    holds more than the run's own files; HEAD moves to it, the rest stays as it was.
+    None when `only_if_changed` and nothing worth it changed. PushError, before
+    anything moved, when a file is too large for the remote to take."""
     top = git.where.top
     parent = _head(git)
     run_files = [_rel(p, top) for p in (req.log, req.record, req.config) if p is not None]
@@ -445,12 +454,106 @@ def _commit(git: _Git, req: Request) -> tuple[str, str | None] | None:
             changed = _changed(git, index, parent)
             if req.only_if_changed and parent and set(changed) <= set(run_files):
                 return None
+            _check_sizes(git, index, changed, req.settings.max_file_mb)
+            stats = _diff_stats(git, index, parent)
             tree = git(*WRITE_TREE, index=index)
-        commit = _commit_tree(git, req, tree, parent)
+        commit = _commit_tree(git, replace(req, stats=stats), tree, parent)
+        beyond = _beyond_own_files(git, req, changed, parent)
         _move_head(git, req.run_id, commit, parent, changed)
     except GitError as exc:
         raise PushError(f"committing the run failed: {git.error(exc)}") from None
-    return commit, parent
+    return commit, parent, stats, beyond
+
+
+MB = 1024 * 1024
+
+
+def _check_sizes(git: _Git, index: str, changed: list[str], max_mb: float) -> None:
+    """Files at or above git.max_file_mb, as git would store them (an LFS pointer,
+    not the file it stands for), stop the commit: GitHub refuses a file over 100
+    MB, and only after the upload. Only files that large on disk are looked up."""
+    top, limit = git.where.top, max_mb * MB
+    large = [path for path in changed if _size_on_disk(top / path) >= limit]
+    if not large:
+        return
+    listed = git.raw("ls-files", "-s", "-z", "--", *large, index=index).split(b"\0")
+    blobs = {line.split(b"\t", 1)[1]: line.split(b" ")[1] for line in listed if b"\t" in line}
+    checked = git.raw("cat-file", "--batch-check=%(objectsize)",
+                      stdin=b"".join(blob + b"\n" for blob in blobs.values())).split()
+    too_big = [(path.decode("utf-8", "surrogateescape"), int(size))
+               for path, size in zip(blobs, checked, strict=True) if int(size) >= limit]
+    if too_big:
+        named = ", ".join(f"{path} ({size / MB:.1f} MB)" for path, size in too_big)
+        raise PushError(f"commit-back stopped before any push: {len(too_big)} file"
+                        f"{'s' if len(too_big) > 1 else ''} at or above git.max_file_mb "
+                        f"({max_mb:g} MB), which the remote may refuse: {named}; track "
+                        "large files with Git LFS, keep them out of git.paths, or raise "
+                        "git.max_file_mb")
+
+
+def _size_on_disk(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0  # deleted: nothing to upload
+
+
+# Files larger than this are diffed as binary for the stats (git's own knob): a
+# line diff of a large data file would cost more than the rest of the commit.
+STATS_THRESHOLD = "1m"
+
+
+def _diff_stats(git: _Git, index: str, parent: str | None) -> str:
+    """`3 files changed, 120 insertions(+), 4 deletions(-)`, as git says it; files
+    diffed as binary (or over STATS_THRESHOLD) are counted apart."""
+    base = parent or git("hash-object", "-t", "tree", os.devnull)
+    raw = git.raw("-c", f"core.bigFileThreshold={STATS_THRESHOLD}", "diff-index", "--cached",
+                  "--numstat", "-z", "--no-renames", base, index=index)
+    files = added = deleted = binary = 0
+    for entry in raw.split(b"\0"):
+        fields = entry.split(b"\t")
+        if len(fields) < 2:
+            continue
+        files += 1
+        if fields[0] == b"-":
+            binary += 1
+        else:
+            added, deleted = added + int(fields[0]), deleted + int(fields[1])
+    text = (f"{files} file{'s' if files != 1 else ''} changed, {added} insertion"
+            f"{'s' if added != 1 else ''}(+), {deleted} deletion{'s' if deleted != 1 else ''}(-)")
+    return text + (f", {binary} binary" if binary else "")
+
+
+def _beyond_own_files(git: _Git, req: Request, changed: list[str], parent: str | None) -> bool:
+    """Whether anything changed besides the run's log, record, run folder,
+    `runs/latest`, the badge and the config's last_run_date (the step output
+    `changed`: what Flat's delta_bytes tells)."""
+    top = git.where.top
+    own = {_rel(p, top) for p in (req.log, req.record) if p is not None}
+    if req.badge is not None:
+        own.add(_rel(req.badge, top))
+    folder = _run_folder(req, top)
+    config_rel = _rel(req.config, top) if req.config is not None else None
+    for path in changed:
+        if path in own or _in_run_folder(folder, path):
+            continue
+        if path == config_rel and not _config_changed(git, path, parent):
+            continue
+        return True
+    return False
+
+
+def _config_changed(git: _Git, path: str, parent: str | None) -> bool:
+    """Whether the config changed in more than last_run_date."""
+    kind = config.kind_of(path)
+    try:
+        old = config.parse(_show(git, parent, path).decode("utf-8"), path, kind) if parent else {}
+        new = config.parse((git.where.top / path).read_text(encoding="utf-8"), path, kind)
+    except (GitError, OSError, UnicodeDecodeError, FatalError):
+        return True
+    old.pop("last_run_date", None)
+    new.pop("last_run_date", None)
+    return old != new
 
 
 def _extra_paths(git: _Git, req: Request) -> list[str]:
@@ -553,7 +656,7 @@ def _commit_tree(git: _Git, req: Request, tree: str, parent: str | None,
                                                  status=req.status)
     args = ["-c", "user.useConfigOnly=true", "commit-tree", tree,
             *(["-p", parent] if parent else []), "-m", message,
-            *(["-m", req.note] if req.note else [])]
+            *(["-m", req.note] if req.note else []), *(["-m", req.stats] if req.stats else [])]
     identity = _identity(req.settings)
     try:
         return git(*args, extra_env=identity)

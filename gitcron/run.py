@@ -119,6 +119,7 @@ class RunResult:
     modules: list[ModuleResult] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
     push_failed: bool = False
+    changed: bool = False  # the pushed commit held more than the run's own files
     config_ok: bool = True  # the config still loads after the modules ran
     review: str = ""  # the review report, for a run that did not succeed
     attention: Attention | None = None  # the runs before it: failures in a row, a streak ended
@@ -380,7 +381,7 @@ def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None
         for r in result.modules if r.status in ("failed", "recovered") and r.last is not None
     ]
     actions.finish(result.record, failures=failures, commit=commit, push_error=push_error,
-                   notifications=notifications)
+                   notifications=notifications, changed=result.changed)
 
 
 def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
@@ -424,8 +425,10 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
         _rename(config, result, pushed.renamed_to)
     if pushed.advice:
         logger.warning(f"pushed, but local edits stand in the way: {pushed.advice}")
+    result.changed = pushed.changed
     logger.info(f"pushed {pushed.commit[:7]} to {pushed.target} ({pushed.branch}) "
-                f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}")
+                f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}: "
+                f"{pushed.stats}")
     return pushed.commit, None
 
 

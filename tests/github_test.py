@@ -80,7 +80,8 @@ def test_the_action_takes_the_dispatch_inputs_and_gives_the_runners_outputs() ->
     action = yaml.safe_load((REPO / "action.yml").read_text())
     assert set(action["inputs"]) >= DISPATCH_INPUTS | {"config", "python-version", "push"}
     assert action["inputs"]["token"]["default"] == "${{ github.token }}"
-    outputs = {"status", "run_id", "log_file", "record_file", "run_dir", "pushed", "commit"}
+    outputs = {"status", "run_id", "log_file", "record_file", "run_dir", "pushed", "commit",
+               "changed"}
     assert set(action["outputs"]) >= outputs
     for name in outputs:
         assert action["outputs"][name]["value"] == f"${{{{ steps.run.outputs.{name} }}}}"
@@ -190,7 +191,8 @@ def test_groups_annotations_summary_and_outputs(project: Project, tmp_path: Path
     assert outputs == {"status": "partial", "run_id": record["run_id"],
                        "log_file": record["log_file"],
                        "record_file": f"data and logs/workflow_{record['run_id']}.json",
-                       "run_dir": record.get("run_dir") or "", "pushed": "false", "commit": ""}
+                       "run_dir": record.get("run_dir") or "", "pushed": "false", "commit": "",
+                       "changed": "false"}
 
 
 def test_a_critical_failure_is_an_error_annotation(project: Project, tmp_path: Path) -> None:

@@ -33,12 +33,13 @@ def airflow_json(*args: str) -> list[dict]:
 
 
 def newest_record(project: Path) -> tuple[dict, str]:
-    paths = sorted((project / "data and logs").glob("workflow_*.json"),
+    # Either log_layout: `workflow_<id>.json` in log_dir, or in its YYYY/MM/DD/ folders.
+    paths = sorted((project / "data and logs").rglob("workflow_*.json"),
                    key=lambda p: p.stat().st_mtime_ns)
     if not paths:
         return {}, ""
     record = json.loads(paths[-1].read_text())
-    log = project / record["log_file"]
+    log = paths[-1].with_suffix(".log")
     return record, log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
 
 

@@ -33,9 +33,10 @@ STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \| ")
 
 
 def newest(root: Path) -> tuple[dict, list[str]]:
-    paths = sorted((root / LOG_DIR).glob("workflow_*.json"), key=lambda p: p.stat().st_mtime_ns)
+    # Either log_layout: `workflow_<id>.json` in log_dir, or in its YYYY/MM/DD/ folders.
+    paths = sorted((root / LOG_DIR).rglob("workflow_*.json"), key=lambda p: p.stat().st_mtime_ns)
     record = json.loads(paths[-1].read_text())
-    log = (root / LOG_DIR / runid.log_name(record["run_id"])).read_text(encoding="utf-8")
+    log = paths[-1].with_suffix(".log").read_text(encoding="utf-8")
     return record, log.splitlines()
 
 

@@ -39,8 +39,6 @@ examples:
   python orchestrator.py --dry-run --no-push   rehearse: no state, no commit
 """
 COMMANDS = ("history", "status", "init", "report", "task")
-# What `pip install -r requirements.txt` brings; without it, say so instead of a traceback.
-REQUIREMENTS = {"loguru", "git", "yaml", "dotenv", "cronsim", "croniter", "cron_descriptor"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -138,13 +136,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"orchestrator: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as exc:
-        if exc.name not in REQUIREMENTS:
+        if not _a_requirement(exc.name):
             raise
-        print(f"orchestrator: the requirements are not installed (no module {exc.name!r}): "
-              "run `pip install -r requirements.txt`", file=sys.stderr)
+        print(f"orchestrator: the requirements are not installed (no module "
+              f"{printable(str(exc.name))!r}): {_install_hint()}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # a signal while still starting: nothing was written
         return EXIT_INTERRUPTED
+
+
+def _a_requirement(name: str | None) -> bool:
+    """A module missing from outside the standard library and the package: a
+    requirement that is not installed (import names differ from the names in
+    requirements.txt: `yaml` is PyYAML)."""
+    top = (name or "").partition(".")[0]
+    return bool(top) and top != __package__ and top not in sys.stdlib_module_names
+
+
+def _install_hint() -> str:
+    """What to install: requirements.txt beside the package (a checkout), else the
+    installed package's own dependencies; one home either way."""
+    from pathlib import Path
+
+    listed = Path(__file__).resolve().parent.parent / "requirements.txt"
+    try:
+        lines = listed.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        from importlib import metadata
+
+        try:
+            wanted = metadata.requires(__package__) or []
+        except metadata.PackageNotFoundError:
+            wanted = []
+        return f"install {', '.join(wanted) or 'its requirements'}"
+    wanted = [line.split("#")[0].strip() for line in lines]
+    return (f"run `pip install -r {listed}` ({', '.join(w for w in wanted if w)})")
 
 
 def _command(name: str) -> Callable[[list[str]], int]:

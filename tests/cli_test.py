@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
-from conftest import OK, ORCHESTRATOR, Project
+from conftest import OK, ORCHESTRATOR, REPO, Project
 
 from gitcron import __version__
 from gitcron.cli import main
@@ -91,3 +92,36 @@ def test_a_config_error_is_one_line_without_traceback(project: Project,
     err = capsys.readouterr().err
     assert err == (f"orchestrator: {project.config_path}: timezone: unknown IANA time zone "
                    "'Nowhere/Land' (e.g. \"UTC\", \"Europe/Paris\")\n")
+
+
+def test_a_missing_requirement_is_one_line_listing_requirements_txt(project: Project) -> None:
+    """`status` with cronsim not installed (None in sys.modules: import fails as for a
+    package that is absent): one line, exit 2, the list read from requirements.txt."""
+    project.config({"schedule": "0 6 * * *"})
+    code = ("import sys; sys.modules['cronsim'] = None\n"
+            "from gitcron.cli import main\n"
+            f"raise SystemExit(main(['status', '--config', {str(project.config_path)!r}]))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == EXIT_USAGE, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("orchestrator: the requirements are not installed (no module "
+                           "'cronsim'): run `pip install -r ")
+    pinned = [r for r in (REPO / "requirements.txt").read_text().splitlines() if r]
+    assert line.endswith(f"requirements.txt` ({', '.join(pinned)})")
+
+
+def test_the_python_claimed_is_the_python_ci_proves() -> None:
+    """README, pyproject's requires-python, the workflow's matrix and .ci/oldest-python
+    (which reads requires-python) name one oldest Python."""
+    import tomllib
+
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    oldest = requires.removeprefix(">=")
+    assert f"Python {oldest} or newer" in (REPO / "README.md").read_text()
+    matrix = re.search(r"python-version: \[(.*)\]",
+                       (REPO / ".github/workflows/tests.yml").read_text()).group(1)
+    versions = [v.strip(' "') for v in matrix.split(",")]
+    assert versions[0] == oldest
+    assert sorted(versions, key=lambda v: tuple(map(int, v.split(".")))) == versions
+    assert "bash .ci/oldest-python" in (REPO / ".ci/run").read_text()

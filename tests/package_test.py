@@ -7,13 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import venv
 import zipfile
 from pathlib import Path
 
 import loguru
 import pytest
-import tomllib
 from conftest import REPO
 
 import gitcron

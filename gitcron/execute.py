@@ -264,13 +264,26 @@ class _Lines:
 
 
 class _Tail:
-    """The last lines of stderr, for a failure message: few, and each cut short."""
+    """The last lines of stderr, for a failure message: few, and each cut short.
+
+    A line longer than MAX_LINE_BYTES arrives in pieces; the tail keeps its
+    start alone (cut short), never the start of a later piece: a secret cut in
+    two there would be masked in the stream, where the pieces are joined, but
+    not here.
+    """
 
     def __init__(self) -> None:
         self.lines: deque[str] = deque()
         self._chars = 0
+        self._open = False  # the last line added is still to be continued
 
     def add(self, text: str) -> None:
+        if self._open:
+            end = text.find("\n")
+            if end < 0:
+                return
+            text = text[end + 1:]
+        self._open = bool(text) and not text.endswith("\n")
         for line in _last_lines(text, STDERR_TAIL_LINES):
             command = commands.parse(line, commands.KNOWN)
             if command is not None and command.name == commands.ADD_MASK:

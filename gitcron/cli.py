@@ -13,7 +13,7 @@ from gitcron import config as cfg
 from gitcron import plan as planning
 from gitcron import window as windows
 from gitcron.codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, FatalError
-from gitcron.commands import printable
+from gitcron.text import sanitise
 
 EXAMPLES = """\
 commands:
@@ -133,13 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return _quietly_piped(lambda: _main(args))
     except FatalError as exc:
-        print(f"orchestrator: {printable(str(exc))}", file=sys.stderr)
+        print(f"orchestrator: {sanitise(str(exc), one_line=True)}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as exc:
         if not _a_requirement(exc.name):
             raise
         print(f"orchestrator: the requirements are not installed (no module "
-              f"{printable(str(exc.name))!r}): {_install_hint()}", file=sys.stderr)
+              f"{sanitise(str(exc.name), one_line=True)!r}): {_install_hint()}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # a signal while still starting: nothing was written
         return EXIT_INTERRUPTED
@@ -255,14 +255,15 @@ def format_plan(plan: planning.Plan) -> str:
     rows = [("#", "module", "critical", "timeout", "retries", "path")]
     for i, spec in enumerate(plan.modules, 1):
         path = spec.rel + (f" (on failure: {spec.on_failure.rel})" if spec.on_failure else "")
-        rows.append((str(i), printable(spec.name), "yes" if spec.critical else "no",
-                     f"{spec.timeout_seconds:g}s", str(spec.retries), printable(path)))
+        rows.append((str(i), sanitise(spec.name, one_line=True),
+                     "yes" if spec.critical else "no", f"{spec.timeout_seconds:g}s",
+                     str(spec.retries), sanitise(path, one_line=True)))
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
              for row in rows]
     left_out = [s.name for s in plan.known if s not in plan.modules]
     if left_out:
-        lines.append(f"not in this run: {printable(', '.join(left_out))}")
+        lines.append(f"not in this run: {sanitise(', '.join(left_out), one_line=True)}")
     return "\n".join(lines)
 
 

@@ -12,7 +12,6 @@ and also `%3A` and `%2C` in a property's value, stand for `%`, CR, LF, `:` and `
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import NamedTuple
@@ -73,12 +72,3 @@ def _unescape(text: str, escapes: tuple[tuple[str, str], ...]) -> str:
         for escaped, plain in escapes:
             text = text.replace(escaped, plain)
     return text
-
-
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """`text` on one line, inert on a terminal and a GitHub runner: control characters
-    (a newline in a file name, an escape sequence in a record) written as \\xNN."""
-    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

@@ -10,7 +10,6 @@ import errno
 import fcntl
 import functools
 import os
-import re
 import selectors
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from typing import Literal, NamedTuple
 from gitcron import commands, interrupt
 from gitcron.config import ModuleSpec
 from gitcron.contract import RunContext
+from gitcron.text import sanitise
 
 # A stopped module (timeout or cancel) gets this long between SIGTERM (or the
 # SIGINT we forward) and SIGKILL. GitHub cancels a run with SIGINT, then SIGTERM
@@ -61,16 +61,6 @@ OutputSink = Callable[[Stream, str], None]
 # U+009F, which UTF-8 writes as 0xC2 0x80 to 0xC2 0x9F).
 _PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n" + bytes(range(0x80, 0x100))
 _C1_LEAD = b"\xc2"
-# ANSI escape sequences (ECMA-48): CSI (also its 8-bit form), OSC ended by BEL or
-# ST, DCS/SOS/PM/APC strings ended by ST, and the short ESC sequences.
-_ESCAPES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"
-    r"|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?"
-    r"|\x1b[PX^_][^\x1b\n]*(?:\x1b\\)?"
-    r"|\x1b[ -/]*[0-~]"
-)
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
 _subreaper = False  # set by become_subreaper()
 
 
@@ -91,15 +81,29 @@ class Outcome(NamedTuple):
     write_error: str = ""  # its output could not be written (a full disk): it was stopped
 
     def describe(self) -> str:
+        """How this attempt ended, in the words of every message that tells it."""
         if self.start_error:
             return f"could not start: {self.start_error}"
         if self.write_error:
             return f"stopped: its output could not be written to the log ({self.write_error})"
-        if self.timed_out:
+        if self.timed_out and not self.interrupted:
             return f"timed out after {self.timeout_seconds:g} s"
-        if self.exit_code is not None and self.exit_code < 0:
-            return f"killed by {signal_name(-self.exit_code)}"
-        return f"exit code {self.exit_code}"
+        return how_it_ended(self.exit_code, interrupted=self.interrupted)
+
+
+def how_it_ended(exit_code: int | None, *, timed_out: bool = False,
+                 interrupted: bool = False) -> str:
+    """`exit code 3`, `killed by SIGKILL`, `timed out`, `interrupted`: said once, for
+    an attempt (Outcome.describe) and for a run record's entry (the review report)."""
+    if interrupted:
+        return "interrupted"
+    if timed_out:
+        return "timed out"
+    if exit_code is None:
+        return "exit code unknown"
+    if exit_code < 0:
+        return f"killed by {signal_name(-exit_code)}"
+    return f"exit code {exit_code}"
 
 
 def signal_name(number: int) -> str:
@@ -193,19 +197,6 @@ class Cancel:
                 selector.select(left)
                 self.drain()
         return self.requested
-
-
-def sanitise(text: str) -> str:
-    """What a terminal would show of `text`, made inert: after a bare `\\r` only the
-    text after the last one, no ANSI escape sequence, and every other control
-    character but tab written as `\\xNN`."""
-    if "\r" in text:
-        text = "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))
-    return _CONTROLS.sub(_escape, _ESCAPES.sub("", text))
-
-
-def _escape(match: re.Match[str]) -> str:
-    return f"\\x{ord(match.group()):02x}"
 
 
 def _dirty(raw: bytes | bytearray) -> bool:

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from gitcron import runid
+from gitcron.text import sanitise
 
 # GitHub shows at most 10 annotations of each type per step (its "Annotations"
 # limits); past that they are dropped silently, so the rest are summarised.
@@ -78,6 +79,10 @@ class Actions:
         self._token: str | None = None
         self._budgets = {kind: _Budget() for kind in ANNOTATION_KINDS}
 
+    def _clean(self, text: str, *, one_line: bool = False) -> str:
+        """Masked and inert: what this run may show of any text it did not write."""
+        return sanitise(self.mask(text), one_line=one_line)
+
     def _write(self, text: str) -> None:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
@@ -98,7 +103,7 @@ class Actions:
         if not self.enabled:
             return
         self.end_group()
-        self._command(f"::group::{_escape_data(self.mask(title))}")
+        self._command(f"::group::{_escape_data(self._clean(title, one_line=True))}")
         self._open_group = True
 
     def end_group(self) -> None:
@@ -158,9 +163,9 @@ class Actions:
             self._budgets[kind] = _Budget(shown=MAX_ANNOTATIONS)
 
     def _emit(self, annotation: Annotation) -> None:
-        props = ",".join(f"{key}={_escape_property(self.mask(value))}"
+        props = ",".join(f"{key}={_escape_property(self._clean(value, one_line=True))}"
                          for key, value in annotation.properties)
-        message = _escape_data(self.mask(annotation.message))
+        message = _escape_data(self._clean(annotation.message))
         self._command(f"::{annotation.kind} {props}::{message}")
 
     def finish(self, record: Mapping[str, Any], *, failures: Sequence[Failure] = (),
@@ -188,7 +193,7 @@ class Actions:
         path = self.env.get("GITHUB_OUTPUT")
         if not (self.enabled and path):
             return
-        text = "".join(output_entry(key, self.mask(value)) for key, value in values.items())
+        text = "".join(output_entry(key, self._clean(value)) for key, value in values.items())
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(text)
 
@@ -197,8 +202,8 @@ class Actions:
         path = self.env.get("GITHUB_STEP_SUMMARY")
         if not (self.enabled and path):
             return
-        text = self.mask(step_summary(record, log_link, push_error=push_error,
-                                      notifications=notifications))
+        text = self._clean(step_summary(record, log_link, push_error=push_error,
+                                        notifications=notifications))
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(text)
 

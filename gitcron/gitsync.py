@@ -31,6 +31,7 @@ from pathlib import Path
 from gitcron import config, lock, records, runid
 from gitcron.codes import FatalError
 from gitcron.config import GitSettings, parse_timestamp
+from gitcron.logs import Masker
 
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
@@ -341,7 +342,7 @@ def _write_journal(where: Where, commit: str, paths: list[str]) -> None:
 
 # ---- commit
 
-def commit_and_push(req: Request, redact: Redact) -> Pushed | None:
+def commit_and_push(req: Request, redact: Masker) -> Pushed | None:
     """Commit the run's files on top of HEAD and push them; PushError on any failure.
 
     None: `only_if_changed` and nothing worth a commit changed.
@@ -350,8 +351,7 @@ def commit_and_push(req: Request, redact: Redact) -> Pushed | None:
     git = _Git(where, _base_env(req.env), redact)
     branch = current_branch(where, req.settings)
     target, git.auth, secrets = _target(req.settings, req.env)
-    for secret in secrets:  # the encoded header too, should git ever print it
-        git.redact = _also_redacting(git.redact, secret)
+    git.redact = redact.extended(secrets)  # the encoded header too, should git ever print it
     made = _commit(git, req)
     if made is None:
         return None
@@ -363,10 +363,6 @@ def commit_and_push(req: Request, redact: Redact) -> Pushed | None:
 def _base_env(env: Mapping[str, str]) -> dict[str, str]:
     # Never wait for a password; paths are paths, never pathspec magic (`:!x`).
     return dict(env, GIT_TERMINAL_PROMPT="0", GIT_LITERAL_PATHSPECS="1")
-
-
-def _also_redacting(redact: Redact, secret: str) -> Redact:
-    return lambda text: redact(text).replace(secret, "***")
 
 
 def _target(settings: GitSettings, env: Mapping[str, str]

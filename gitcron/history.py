@@ -22,9 +22,9 @@ from typing import Any, NamedTuple, NoReturn
 from gitcron import config as cfg
 from gitcron import records, runid
 from gitcron.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, FatalError
-from gitcron.commands import printable
 from gitcron.config import Config
 from gitcron.records import Record, records_newest_first
+from gitcron.text import sanitise
 
 DEFAULT_COUNT = 20
 FAILING = ("failed", "interrupted")
@@ -42,7 +42,7 @@ def _text(value: Any, missing: str = "?") -> str:
     """A record's value as text a terminal or a GitHub runner shows and nothing more:
     records are files a module can write, so control characters are written as \\xNN.
     A value left empty is as missing as one left out."""
-    return printable(missing if value is None or value == "" else str(value))
+    return sanitise(missing if value is None or value == "" else str(value), one_line=True)
 
 
 def _seconds(value: Any) -> float | None:
@@ -154,7 +154,7 @@ def _count(value: str) -> int:
     """1 to MAX_COUNT, in ASCII digits (`isdigit` also takes `²`, which int() refuses)."""
     if not re.fullmatch(r"[0-9]{1,20}", value) or not 1 <= int(value) <= MAX_COUNT:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_COUNT} "
-                                         f"(got {printable(value)!r})")
+                                         f"(got {sanitise(value, one_line=True)!r})")
     return int(value)
 
 

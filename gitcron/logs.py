@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from loguru import logger
 
 from gitcron import commands
+from gitcron.text import sanitise
 
 MASK = "***"
 MIN_MASK_LENGTH = 4  # shorter values would blank out ordinary words and digits
@@ -64,7 +65,9 @@ def _forms(value: str) -> tuple[str, ...]:
 
 
 class Masker:
-    """Replaces every known secret value, and its base64 forms, with `***`."""
+    """Replaces every known secret value, and its base64 forms, with `***`: the one
+    masker of the run's log, records, review, Actions UI, notifications and git's
+    messages."""
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values: list[str] = []
@@ -74,17 +77,37 @@ class Masker:
         self._probes: list[str] = []
         self._pattern: re.Pattern[str] | None = None
         self.longest = 0
-        for value in values:
-            self.add(value)
+        self._extend(values)
 
     def add(self, value: str) -> None:
         """Mask `value`; each line of a multi-line secret (a PEM key) on its own."""
+        self._extend([value])
+
+    def extended(self, values: Iterable[str]) -> Masker:
+        """A masker of these values too (a channel's own secrets); this one unchanged."""
+        other = Masker(self._values)
+        other._extend(values)
+        return other
+
+    def tree(self, value: Any, text: Callable[[str], str] | None = None) -> Any:
+        """`value` with every string in it masked (or made `text(string)`, a function
+        that masks and more): mappings (keys kept), lists and tuples, as lists."""
+        if isinstance(value, str):
+            return self(value) if text is None else text(value)
+        if isinstance(value, Mapping):
+            return {key: self.tree(item, text) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.tree(item, text) for item in value]
+        return value
+
+    def _extend(self, values: Iterable[str]) -> None:
         forms = set(self._forms)
-        for part in value.splitlines():
-            part = part.strip()
-            if len(part) >= MIN_MASK_LENGTH and part not in self._values:
-                self._values.append(part)
-                forms.update(f for f in _forms(part) if len(f) >= MIN_MASK_LENGTH)
+        for value in values:
+            for part in value.splitlines():
+                part = part.strip()
+                if len(part) >= MIN_MASK_LENGTH and part not in self._values:
+                    self._values.append(part)
+                    forms.update(f for f in _forms(part) if len(f) >= MIN_MASK_LENGTH)
         if len(forms) > len(self._forms):
             self._compile(forms)
 
@@ -202,7 +225,8 @@ class RunLog:
     def _write_record(self, message: Any) -> None:
         """loguru's sink: one line of the file per line of the message."""
         record = message.record
-        text = self.masker(str(message).rstrip("\n")) + "\n"
+        # The runner's own words carry outside text: names, a remote's message, exceptions.
+        text = sanitise(self.masker(str(message).rstrip("\n"))) + "\n"
         module = record["extra"].get("module", ORCHESTRATOR)
         with contextlib.suppress(OSError):  # told on the console, once, by _lose_file
             self._lines(record["time"].astimezone(self.tz), record["level"].name, module, text)
@@ -246,16 +270,15 @@ class RunLog:
             self.masker.add(command.message)
             return
         message = self.masker(command.message)
-        lines = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in message.split("\n")]
-        self._lines(now, commands.LEVELS[command.name], module, "\n".join(lines) + "\n")
+        # %0D and %0A in a command's message are a CR and a newline: the rule again.
+        self._lines(now, commands.LEVELS[command.name], module, sanitise(message) + "\n")
         if self.on_command is not None:
             properties = {k: self.masker(v) for k, v in command.properties.items()}
             self.on_command(module, command.name, properties, message)
 
     def _lines(self, now: datetime, level: str, module: str, text: str) -> None:
         """Write `text` (lines, each ending in a newline, masked) in the line format."""
-        # The module's name too: a file may be named after a secret.
-        start = prefix(now, level, self.masker(module))
+        start = prefix(now, level, self._name(module))
         number = LEVEL_NUMBERS.get(level) or logger.level(level).no
         # Every newline but the last starts a line: all are replaced, and the one
         # prefix too many cut off (15% faster on a 64 KB chunk than counting first).
@@ -263,10 +286,15 @@ class RunLog:
         console = self._json_lines(now, level, module, text) if self._json_console else lines
         self._emit(lines, number, console)
 
+    def _name(self, module: str) -> str:
+        """A module's name as a line shows it: masked (a file may be named after a
+        secret) and on one line, inert (or after an escape sequence)."""
+        return sanitise(self.masker(module), one_line=True)
+
     def _json_lines(self, now: datetime, level: str, module: str, text: str) -> str:
         """--log-format json: one object per line, for log shippers (same masked text)."""
         head = {"time": now.isoformat(timespec="milliseconds"), "level": level,
-                "module": self.masker(module)}
+                "module": self._name(module)}
         return "".join(json.dumps({**head, "message": line, "run_id": self.run_id},
                                   ensure_ascii=False) + "\n" for line in text[:-1].split("\n"))
 

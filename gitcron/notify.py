@@ -2,7 +2,8 @@
 
 Nothing here changes a run: a channel that fails is one line in what `send`
 returns, never an exception, and all channels together stay within a time
-budget. Everything that leaves the machine goes through `mask` first.
+budget. Everything that leaves the machine is masked (the run's Masker, and a
+channel's own secrets) and made inert (text.sanitise) first.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from urllib.parse import urlsplit
 
 from gitcron import records, runid
 from gitcron.config import FIXED, PLACEHOLDER, Channel, Email, Monitor, Webhook, expand
+from gitcron.execute import how_it_ended
+from gitcron.logs import Masker
+from gitcron.text import sanitise
 
 Mask = Callable[[str], str]
 
@@ -48,7 +52,6 @@ MIN_TRY_SECONDS = 0.2  # less budget than this left: do not start another try
 MARGIN_SECONDS = 0.25
 MAX_ATTACHMENT_BYTES = 5 * MB
 USER_AGENT = "pipeline-notify/1"
-MIN_SECRET_LENGTH = 4  # as logs.MIN_MASK_LENGTH: shorter values would blank out words
 
 Result = str  # one line per channel: "webhook https://hooks.example.com: sent"
 
@@ -83,7 +86,7 @@ def review_report(
         _section("RECOVERY ACTIONS", _recovery_actions(modules, hide)),
         _section("METADATA", _metadata(record, modules, log_dir, written, hide)),
     ]
-    return hide("\n\n".join(parts) + "\n")
+    return sanitise(hide("\n\n".join(parts) + "\n"))
 
 
 def _same(text: str) -> str:
@@ -155,12 +158,11 @@ def _error_details(
 
 
 def _how_it_ended(module: Mapping[str, Any]) -> str:
+    """A record's entry (or its recovery's), as execute.how_it_ended words an attempt."""
     code = module.get("exit_code")
-    if module.get("timed_out") or code == "timeout":
-        return "timed out"
-    if isinstance(code, int) and code < 0:
-        return f"killed by signal {-code}"
-    return "exit code unknown" if code is None else f"exit code {code}"
+    if isinstance(code, bool) or not isinstance(code, int):  # an older or odd record
+        return how_it_ended(None, timed_out=bool(module.get("timed_out")) or code == "timeout")
+    return how_it_ended(code, timed_out=bool(module.get("timed_out")))
 
 
 def _attempts(module: Mapping[str, Any]) -> str:
@@ -382,7 +384,7 @@ class _Job:
 
 def send(
     channels: Sequence[Channel], record: Mapping[str, Any], review: str, *,
-    env: Mapping[str, str], log_path: Path, log_link: str | None, mask: Mask, dry_run: bool,
+    env: Mapping[str, str], log_path: Path, log_link: str | None, mask: Masker, dry_run: bool,
     budget_seconds: float = 30.0, pipeline: str | None = None,
     attention: Attention | None = None,
 ) -> list[str]:
@@ -410,7 +412,7 @@ def failures(lines: Iterable[str]) -> list[str]:
 
 def _jobs(
     channel: Channel, why: Occasion, record: Mapping[str, Any], review: str,
-    env: Mapping[str, str], log_path: Path, log_link: str | None, mask: Mask,
+    env: Mapping[str, str], log_path: Path, log_link: str | None, mask: Masker,
     pipeline: str | None, seen: Attention,
 ) -> list[_Job]:
     if why == FIXED:
@@ -495,31 +497,13 @@ def headline(record: Mapping[str, Any], log_link: str | None, pipeline: str | No
     return " ".join("; ".join(parts).split())  # one line, whatever the names hold
 
 
-def _hider(mask: Mask, secrets: Iterable[str]) -> Mask:
-    """`mask`, and the values this channel fills in from the environment."""
-    values = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
-
-    def hide(text: str) -> str:
-        text = mask(text)
-        for value in values:
-            text = text.replace(value, "***")
-        return text
-
-    return hide
+def _hider(masker: Masker) -> Mask:
+    """What leaves the machine: masked, then inert."""
+    return lambda text: sanitise(masker(text))
 
 
 def _placeholders(texts: Iterable[str], env: Mapping[str, str]) -> list[str]:
     return [env.get(match.group(1), "") for text in texts for match in PLACEHOLDER.finditer(text)]
-
-
-def _mask_tree(value: Any, hide: Mask) -> Any:
-    if isinstance(value, str):
-        return hide(value)
-    if isinstance(value, Mapping):
-        return {str(key): _mask_tree(item, hide) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_mask_tree(item, hide) for item in value]
-    return value
 
 
 def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
@@ -531,18 +515,19 @@ def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
 
 
 def _webhook_job(hook: Webhook, text: str, record: Mapping[str, Any], extra: Mapping[str, Any],
-                 env: Mapping[str, str], mask: Mask) -> _Job:
+                 env: Mapping[str, str], mask: Masker) -> _Job:
     secrets = _placeholders([hook.url, *(value for _, value in hook.headers)], env)
     url = expand(hook.url, env)
     shown = shown_url(url)
-    hide = _hider(mask, [*secrets, url])  # the full URL may carry a secret path
+    masker = mask.extended([*secrets, url])  # the full URL may carry a secret path
+    hide = _hider(masker)
     headers = {name: expand(value, env) for name, value in hook.headers}
 
     def work(deadline: float) -> str:
         if not shown.startswith(("http://", "https://")):
             return "failed (not an http or https URL)"
         # A record holds JSON types; anything else is sent as its (masked) text.
-        body = json.dumps({"text": hide(text), "run": _mask_tree(record, hide), **extra},
+        body = json.dumps({"text": hide(text), "run": masker.tree(record, hide), **extra},
                           ensure_ascii=False, default=lambda value: hide(str(value))).encode()
         opener = urllib.request.build_opener(
             _NoRedirect, urllib.request.HTTPSHandler(context=tls_context(env)))
@@ -628,9 +613,9 @@ def retry_after(value: str | None) -> float | None:
 
 
 def _email_job(email: Email, subject: str, review: str, env: Mapping[str, str],
-               log_path: Path, mask: Mask) -> _Job:
+               log_path: Path, mask: Masker) -> _Job:
     names = [name for name in (email.username_env, email.password_env) if name]
-    hide = _hider(mask, [env.get(name, "") for name in names])
+    hide = _hider(mask.extended(env.get(name, "") for name in names))
     more = f" and {len(email.to) - 1} more" if len(email.to) > 1 else ""
     label = f"email {email.to[0] if email.to else '(nobody)'}{more}"
 
@@ -773,7 +758,7 @@ def _with(url: str, suffix: str, query: Mapping[str, str]) -> str:
 
 
 def ping(monitor: Monitor, phase: Phase, *, status: str, rid: str, run_id: str,
-         env: Mapping[str, str], mask: Mask, body: str = "",
+         env: Mapping[str, str], mask: Masker, body: str = "",
          budget_seconds: float = PING_BUDGET_SECONDS) -> str | None:
     """Ping the monitor; one line saying how it went ("... failed (why)" deserves a
     warning), or None when this kind has nothing to say at this point. Never raises,
@@ -783,7 +768,7 @@ def ping(monitor: Monitor, phase: Phase, *, status: str, rid: str, run_id: str,
     if target is None:
         return None
     shown = shown_url(url)
-    hide = _hider(mask, [*_placeholders([monitor.url], env), url, target])
+    hide = _hider(mask.extended([*_placeholders([monitor.url], env), url, target]))
     what = "start" if phase == "start" else status
     label = f"monitor {monitor.kind} {shown}: {what} ping"
     reviewed = monitor.kind == "healthchecks" and phase == "end" and status in FAILING

@@ -27,9 +27,9 @@ from urllib.parse import quote
 
 from gitcron import config as cfg
 from gitcron.codes import EXIT_OK, FatalError
-from gitcron.commands import printable
 from gitcron.history import _count, _Parser, format_duration, started_at, warn_skipped
 from gitcron.records import Record, is_rehearsal, records_newest_first
+from gitcron.text import sanitise
 
 DEFAULT_COUNT = 200
 PAGE_NAME = "index.html"
@@ -52,7 +52,7 @@ class Text:
         """Masked and printable; the page escapes it where it writes it."""
         if value is None or value == "":
             return missing
-        return printable(self.mask(str(value)))
+        return sanitise(self.mask(str(value)), one_line=True)
 
 
 class ModuleRun(NamedTuple):
@@ -128,7 +128,8 @@ def report_main(argv: Sequence[str]) -> int:
     except OSError as exc:
         raise FatalError(f"--html {args.html}: cannot write {PAGE_NAME}: "
                          f"{exc.strerror or exc}") from None
-    print(f"report: {printable(str(target))}: {len(runs)} run{'s' if len(runs) != 1 else ''}")
+    print(f"report: {sanitise(str(target), one_line=True)}: "
+          f"{len(runs)} run{'s' if len(runs) != 1 else ''}")
     return EXIT_OK
 
 

@@ -374,7 +374,7 @@ def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None
         return
     failures = [
         github.Failure(r.spec.name, r.spec.critical,
-                       "interrupted" if r.last.interrupted else r.last.describe(),
+                       r.last.describe(),
                        r.last.stderr_tail[-1] if r.last.stderr_tail else "",
                        r.spec.on_failure.rel if r.status == "recovered" and r.spec.on_failure
                        else "")
@@ -637,7 +637,7 @@ def _report(result: ModuleResult) -> None:
 def _report_failure(result: ModuleResult, outcome: Outcome, took: str) -> None:
     log = logger.bind(module=result.spec.name)
     kind = "critical" if result.spec.critical else "non-critical"
-    why = "interrupted" if outcome.interrupted else outcome.describe()
+    why = outcome.describe()
     tries = f"{result.attempts} attempt{'s' if result.attempts > 1 else ''}"
     log.error(f"failed ({kind}): {why}, after {tries} in {took}")
     if outcome.stderr_tail:
@@ -651,7 +651,7 @@ def _finish(
     config_ok = result.config_ok = _config_still_loads(config)
     if not config_ok and result.status in ("success", "partial"):
         result.status = "failed"
-    record = _mask(_record(config, plan, result, options, env, backfill, result.run_dir), masker)
+    record = masker.tree(_record(config, plan, result, options, env, backfill, result.run_dir))
     result.attention = _attention(config, record)
     if result.status in REVIEWED:
         result.review = _write_review(config, result, record, env, masker)
@@ -840,16 +840,6 @@ def _relative(path: Path, root: Path) -> str:
         return path.absolute().relative_to(root).as_posix()
     except ValueError:
         return str(path)
-
-
-def _mask(value: Any, masker: logs.Masker) -> Any:
-    if isinstance(value, str):
-        return masker(value)
-    if isinstance(value, dict):
-        return {key: _mask(item, masker) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_mask(item, masker) for item in value]
-    return value
 
 
 def new_last_run_date(plan: Plan, result: RunResult, options: Options,

@@ -16,6 +16,7 @@ from githttp import git_http_server
 from gitcron import gitsync
 from gitcron.codes import EXIT_FAILED, EXIT_OK, EXIT_PUSH, EXIT_USAGE
 from gitcron.config import GitSettings
+from gitcron.logs import Masker
 
 TOKEN = "ghs_TestToken1234567890abcdef"
 
@@ -582,8 +583,8 @@ def make_run_files(project: Project, run_id: str, text: str) -> gitsync.Request:
 
 def test_a_run_id_pushed_first_elsewhere_moves_to_the_next_free_one(remote: Path) -> None:
     first, second = clone(remote, "first clone"), clone(remote, "second clone")
-    gitsync.commit_and_push(make_run_files(first, "20261123_06h00", "first\n"), str)
-    pushed = gitsync.commit_and_push(make_run_files(second, "20261123_06h00", "second\n"), str)
+    gitsync.commit_and_push(make_run_files(first, "20261123_06h00", "first\n"), Masker())
+    pushed = gitsync.commit_and_push(make_run_files(second, "20261123_06h00", "second\n"), Masker())
     assert pushed is not None and pushed.renamed_to == "20261123_06h00_2"
     assert pushed.attempts == 2 and pushed.local_updated and pushed.advice is None
     show = lambda name: git(remote, "show", f"main:data and logs/{name}")  # noqa: E731
@@ -618,8 +619,8 @@ def test_a_renamed_run_takes_its_folder_and_latest_along(remote: Path) -> None:
     to the new id's folder and `runs/latest` points there; theirs stays as it is."""
     requests = [run_with_folder(remote, name, "20261123_06h00")
                 for name in ("first clone", "second clone")]
-    gitsync.commit_and_push(requests[0], str)
-    pushed = gitsync.commit_and_push(requests[1], str)
+    gitsync.commit_and_push(requests[0], Masker())
+    pushed = gitsync.commit_and_push(requests[1], Masker())
     assert pushed is not None and pushed.renamed_to == "20261123_06h00_2"
     show = lambda name: git(remote, "show", f"main:data and logs/{name}")  # noqa: E731
     assert show("runs/20261123_06h00/review.txt") == "first clone failed"
@@ -640,7 +641,7 @@ def test_a_third_run_of_the_minute_takes_3_with_nested_files(remote: Path) -> No
         nested = request.run_dir / "sub"
         nested.mkdir()
         (nested / "out é.txt").write_text(f"{request.root.name} out\n")
-    renamed = [gitsync.commit_and_push(request, str).renamed_to for request in requests]
+    renamed = [gitsync.commit_and_push(request, Masker()).renamed_to for request in requests]
     assert renamed == [None, "20261123_06h00_2", "20261123_06h00_3"]
     for run_id, name in zip(("20261123_06h00", "20261123_06h00_2", "20261123_06h00_3"), "abc",
                             strict=True):
@@ -659,7 +660,7 @@ def test_runs_latest_changed_by_two_runs_points_at_the_newer(remote: Path, order
     older = run_with_folder(remote, "older clone", "20261123_06h00")
     newer = run_with_folder(remote, "newer clone", "20261123_06h01")
     for request in ((older, newer) if order == "older first" else (newer, older)):
-        pushed = gitsync.commit_and_push(request, str)
+        pushed = gitsync.commit_and_push(request, Masker())
         assert pushed is not None and pushed.renamed_to is None
     assert git(remote, "show", "main:data and logs/runs/latest") == "20261123_06h01"
     for run_id, who in (("20261123_06h00", "older"), ("20261123_06h01", "newer")):
@@ -695,11 +696,11 @@ def test_commit_only_when_something_changed(remote: Path) -> None:
     head = git(project.root, "rev-parse", "HEAD")
     request = make_run_files(project, "20261123_06h00", "all skipped\n")
     request = replace(request, only_if_changed=True, extra=("data and logs",))
-    assert gitsync.commit_and_push(request, str) is None
+    assert gitsync.commit_and_push(request, Masker()) is None
     assert git(project.root, "rev-parse", "HEAD") == head == git(remote, "rev-parse", "main")
     assert git(project.root, "diff", "--cached", "--name-only") == ""
     (project.log_dir / "out.csv").write_text("a\n")
-    pushed = gitsync.commit_and_push(request, str)
+    pushed = gitsync.commit_and_push(request, Masker())
     assert pushed is not None and git(remote, "rev-parse", "main") == pushed.commit
     assert "data and logs/out.csv" in remote_files(remote)
 

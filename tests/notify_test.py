@@ -162,10 +162,10 @@ def test_report_of_a_timeout_a_signal_and_nothing_on_stderr(tmp_path: Path) -> N
                                           "exit_code": -9, "duration_seconds": None})]
     details = section(report(tmp_path, record, tails={}), "ERROR DETAILS")
     assert details == ["1.slow: failed, timed out, 1 attempt", "  (nothing on stderr)", "",
-                       "2.killed: failed, killed by signal 9, 1 attempt",
+                       "2.killed: failed, killed by SIGKILL, 1 attempt",
                        "  (nothing on stderr)"]
     assert section(report(tmp_path, record, tails={}), "RECOVERY ACTIONS") == [
-        "2.killed: ran modules/undo.sh: failed (killed by signal 9)"]
+        "2.killed: ran modules/undo.sh: failed (killed by SIGKILL)"]
 
 
 def test_report_of_a_run_with_no_failure(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +23,10 @@ from gitcron.text import sanitise
 # GitHub shows at most 10 annotations of each type per step (its "Annotations"
 # limits); past that they are dropped silently, so the rest are summarised.
 MAX_ANNOTATIONS = 10
+# Modules' own annotations shown as they come, per type; later ones wait for the
+# end of the run, where the runner's own (a failed push, failed modules) go first.
+LIVE_MODULE_ANNOTATIONS = 5
+MAX_ANNOTATION_CHARS = 4000  # GitHub cuts a longer message
 ANNOTATION_KINDS = ("error", "warning", "notice")
 # The properties an annotation command takes (GitHub's "Workflow commands").
 ANNOTATION_PROPERTIES = ("title", "file", "line", "endLine", "col", "endColumn")
@@ -29,6 +34,7 @@ ANNOTATION_PROPERTIES = ("title", "file", "line", "endLine", "col", "endColumn")
 SUMMARY_BUDGET_BYTES = 900 * 1024
 MAX_TABLE_ROWS = 300
 MAX_GANTT_TASKS = 60
+CUT = ", …"
 ICONS = {"success": "✅", "partial": "⚠️", "failed": "❌", "interrupted": "🛑"}
 
 
@@ -46,17 +52,17 @@ class Annotation(NamedTuple):
     kind: str  # error, warning or notice
     message: str
     properties: tuple[tuple[str, str], ...]  # title first
-    about: str  # what the summary of dropped annotations says of it
+    module: str = ""  # the module that raised it; empty for the runner's own
 
 
 @dataclass
 class _Budget:
-    """GitHub's per-type cap: the tenth annotation is held back until we know
-    whether an eleventh comes, in which case a summary takes its place."""
+    """GitHub's per-type cap, for modules' annotations: the first few are shown at
+    once, the next ones held for the end of the run, the rest counted by module."""
 
     shown: int = 0
-    held: Annotation | None = None
-    dropped: list[Annotation] = field(default_factory=list)
+    held: list[Annotation] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
 
 
 def _escape_data(text: str) -> str:
@@ -138,28 +144,30 @@ class Actions:
         title = properties.get("title") or module
         props = [("title", title)] + [(key, properties[key]) for key in ANNOTATION_PROPERTIES[1:]
                                       if properties.get(key)]
-        self._annotate(Annotation(kind, message, tuple(props), f"{module}: {title}"))
-
-    def _annotate(self, annotation: Annotation) -> None:
-        budget = self._budgets[annotation.kind]
-        if budget.shown < MAX_ANNOTATIONS - 1:
+        budget = self._budgets[kind]
+        annotation = Annotation(kind, message, tuple(props), module)
+        if budget.shown < LIVE_MODULE_ANNOTATIONS:
             self._emit(annotation)
             budget.shown += 1
-        elif budget.held is None and not budget.dropped:
-            budget.held = annotation
-        else:
-            if budget.held is not None:
-                budget.dropped.append(budget.held)
-                budget.held = None
-            budget.dropped.append(annotation)
+        elif len(budget.held) < MAX_ANNOTATIONS:
+            budget.held.append(annotation)
+        else:  # a module printing a million ::error lines costs a count, not memory
+            budget.dropped[module] += 1
 
-    def _flush_budgets(self) -> None:
-        """The held-back tenth annotation of a type, or the summary of the rest."""
+    def _flush(self, own: Sequence[Annotation]) -> None:
+        """Per type: the runner's own annotations first, never crowded out; then the
+        modules' held ones; one summary for what does not fit."""
         for kind, budget in self._budgets.items():
-            if budget.held is not None:
-                self._emit(budget.held)
-            elif budget.dropped:
-                self._emit(_summary_of(kind, budget.dropped))
+            mine = [a for a in own if a.kind == kind]
+            room = MAX_ANNOTATIONS - budget.shown
+            if len(mine) + len(budget.held) > room or budget.dropped:
+                room -= 1  # for the summary
+            mine_shown, held_shown = mine[:room], budget.held[:max(0, room - len(mine))]
+            for annotation in mine_shown + held_shown:
+                self._emit(annotation)
+            left = mine[len(mine_shown):] + budget.held[len(held_shown):]
+            if left or budget.dropped:
+                self._emit(_summary_of(kind, left, budget.dropped))
             self._budgets[kind] = _Budget(shown=MAX_ANNOTATIONS)
 
     def _emit(self, annotation: Annotation) -> None:
@@ -176,14 +184,11 @@ class Actions:
         if not self.enabled:
             return
         self.end_group()
-        if push_error:
-            self._annotate(Annotation("error", push_error, (("title", "push failed"),),
-                                      "push failed"))
+        own = [Annotation("error", push_error, (("title", "push failed"),))] if push_error else []
         for failure in failures:
             kind = "error" if failure.critical and not failure.recovered_by else "warning"
-            self._annotate(Annotation(kind, _annotation_text(failure),
-                                      (("title", failure.name),), f"failed: {failure.name}"))
-        self._flush_budgets()
+            own.append(Annotation(kind, _annotation_text(failure), (("title", failure.name),)))
+        self._flush(own)
         self.end_untrusted()
         link = self.log_link(commit, record["log_file"])
         self.summary(record, link, push_error=push_error, notifications=notifications)
@@ -224,18 +229,26 @@ def _annotation_text(failure: Failure) -> str:
     return f"{text}; last stderr line: {failure.last_stderr}" if failure.last_stderr else text
 
 
-def _summary_of(kind: str, dropped: Sequence[Annotation]) -> Annotation:
-    failed = [a.about.removeprefix("failed: ") for a in dropped if a.about.startswith("failed: ")]
-    others = [a.about for a in dropped if not a.about.startswith("failed: ")]
-    if not others:
-        title = f"{len(failed)} more failed modules"
-        message = f"{len(failed)} more modules failed: {', '.join(failed)}"
+def _summary_of(kind: str, left: Sequence[Annotation], dropped: Counter[str]) -> Annotation:
+    """One annotation for those past the cap: failed modules by name (the runner's
+    own; a failed push always fits), then each module once, with how many of its
+    own annotations were left out."""
+    failed = [dict(a.properties).get("title", "") for a in left if not a.module]
+    counts = Counter(dropped)
+    counts.update(a.module for a in left if a.module)
+    total = len(failed) + sum(counts.values())
+    if not counts:
+        title, message = f"{total} more failed modules", f"{total} more modules failed: "
+        message += ", ".join(failed)
     else:
-        title = f"{len(dropped)} more {kind}s"
-        parts = ([f"failed modules: {', '.join(failed)}"] if failed else []) + \
-            [f"{len(others)} from modules, see the log: {', '.join(others)}"]
-        message = f"{len(dropped)} more {kind}s; " + "; ".join(parts)
-    return Annotation(kind, message[:4000], (("title", title),), "")
+        title = f"{total} more {kind}s"
+        parts = [f"failed modules: {', '.join(failed)}"] if failed else []
+        parts.append("from modules (see the log): " +
+                     ", ".join(f"{name} ({n})" for name, n in counts.most_common()))
+        message = f"{title}; " + "; ".join(parts)
+    if len(message) > MAX_ANNOTATION_CHARS:
+        message = message[:MAX_ANNOTATION_CHARS - len(CUT)].rsplit(", ", 1)[0] + CUT
+    return Annotation(kind, message, (("title", title),))
 
 
 def step_outputs(record: Mapping[str, Any], commit: str | None, changed: bool = False

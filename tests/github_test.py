@@ -422,21 +422,23 @@ def test_a_module_annotation_lifts_the_fence_for_its_line_alone(
         c.name == "debug" for c in Runner().feed("\n".join(lines) + "\n"))
 
 
-def test_module_and_failure_annotations_share_the_cap(
+def test_the_runners_own_annotations_come_before_the_modules_past_the_cap(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     actions = github.Actions({"GITHUB_ACTIONS": "true"}, lambda t: t)
     for i in range(12):
         actions.module_command("1.chatty", "warning", {}, f"note {i}")
+    actions.module_command("2.odd", "warning", {}, "odd")
     actions.module_command("1.chatty", "error", {}, "one error")
     failures = [github.Failure("3.x", False, "exit code 1"), github.Failure("4.y", False, "exit 1")]
     actions.finish(fake_record(1), failures=failures, commit=None, push_error=None)
     shown = annotations(capsys.readouterr().out)
     warnings = [a for a in shown if a[0] == "warning"]
     assert len(warnings) == github.MAX_ANNOTATIONS
-    assert warnings[:9] == [("warning", "1.chatty", f"note {i}") for i in range(9)]
-    assert warnings[9][1] == "5 more warnings"
-    assert warnings[9][2] == ("5 more warnings; failed modules: 3.x, 4.y; 3 from modules, see "
-                              "the log: 1.chatty: 1.chatty, 1.chatty: 1.chatty, 1.chatty: 1.chatty")
+    assert warnings[:5] == [("warning", "1.chatty", f"note {i}") for i in range(5)]
+    assert [title for _, title, _ in warnings[5:7]] == ["3.x", "4.y"]
+    assert warnings[7:9] == [("warning", "1.chatty", "note 5"), ("warning", "1.chatty", "note 6")]
+    assert warnings[9] == ("warning", "6 more warnings", "6 more warnings; from modules (see "
+                           "the log): 1.chatty (5), 2.odd (1)")
     assert [a for a in shown if a[0] == "error"] == [("error", "1.chatty", "one error")]
 
 
@@ -529,3 +531,27 @@ def test_the_axis_never_repeats_a_label(seconds: float, axis: str, tick: str) ->
         datetime.fromisoformat(record["started"]) + timedelta(seconds=seconds)).isoformat()
     text = github.step_summary(record, None)
     assert f"  axisFormat {axis}\n  tickInterval {tick}\n" in text
+
+
+@pytest.mark.parametrize("errors", [11, 299])
+def test_a_refused_push_is_never_crowded_out_by_module_annotations(
+        remote: Path, tmp_path: Path, errors: int) -> None:  # noqa: F811
+    project = clone(remote, "work clone")
+    project.module("1.a.py", f"for i in range({errors}):\n    print(f'::error::bad row {{i}}')\n")
+    project.module("2.b.py", "print('::error::b1')\nprint('::error::b2')\n")
+    project.config({**project.read_config(), "modules": ["modules/1.a.py", "modules/2.b.py"]})
+    git(project.root, "commit", "-qam", "two modules")
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch: pushes need a review' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    result = project.run(env=actions_env(tmp_path))
+    assert result.returncode == EXIT_PUSH, result.stdout + result.stderr
+    shown = [a for a in annotations(result.stdout) if a[0] == "error"]
+    assert len(shown) == github.MAX_ANNOTATIONS
+    [push] = [a for a in shown if a[1] == "push failed"]
+    assert push[2].startswith("push to origin (main) failed: ")
+    assert "protected branch: pushes need a review" in push[2]
+    left = errors + 2 - (github.MAX_ANNOTATIONS - 2)
+    assert shown[-1] == ("error", f"{left} more errors",
+                         f"{left} more errors; from modules (see the log): "
+                         f"1.a ({left - 2}), 2.b (2)")

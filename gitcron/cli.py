@@ -222,7 +222,7 @@ def _main(args: argparse.Namespace) -> int:
     env = cfg.load_env(config.root, os.environ)
     cfg.check_environment(config, env)
     if plan.note:
-        print(f"orchestrator: {plan.note}", file=sys.stderr)
+        print(f"orchestrator: {sanitise(plan.note, one_line=True)}", file=sys.stderr)
         return EXIT_OK
     from gitcron import run  # loguru is imported only for a real run
 

@@ -503,7 +503,8 @@ def workflow_crons(path: Path) -> list[str]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):
-        print(f"status: {path}: not a readable workflow; its schedule is not known",
+        print(f"status: {sanitise(str(path), one_line=True)}: not a readable workflow; its "
+              "schedule is not known",
               file=sys.stderr)
         return []
     if not isinstance(data, dict) or not _runs_pipeline(data.get("jobs")):

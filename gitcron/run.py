@@ -39,6 +39,7 @@ from gitcron.config import Config, ModuleSpec
 from gitcron.contract import RunContext
 from gitcron.execute import Cancel, Outcome
 from gitcron.plan import Plan
+from gitcron.text import sanitise
 from gitcron.window import Window
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
                 said += [("INFO", line)] if line else []
             return _runs(config, plan, options, env, backfill, said)
     except lock.Busy as exc:
-        print(f"orchestrator: {exc}", file=sys.stderr)
+        print(f"orchestrator: {sanitise(str(exc), one_line=True)}", file=sys.stderr)
         return EXIT_LOCKED
 
 

@@ -44,7 +44,7 @@ COMMANDS = ("history", "status", "init", "report", "task")
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """One line naming the option at fault (argparse prints the usage too)."""
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {sanitise(message, one_line=True)} (see --help)\n")
 
 
 def _names(value: str) -> list[str]:

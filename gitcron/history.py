@@ -144,7 +144,7 @@ def warn_skipped(command: str, skipped: list[Path]) -> None:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """One line naming the option at fault, as the main command line does."""
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {sanitise(message, one_line=True)} (see --help)\n")
 
 
 MAX_COUNT = 1_000_000  # a run a minute for almost two years; more is a typo

@@ -20,6 +20,7 @@ from typing import NoReturn
 
 from gitcron import __version__
 from gitcron.codes import EXIT_OK, EXIT_USAGE, FatalError
+from gitcron.text import sanitise
 
 # Every day at 06:17 UTC: off the hour, as GitHub advises for scheduled runs.
 DEFAULT_SCHEDULE = "17 6 * * *"
@@ -76,7 +77,7 @@ Next steps:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {sanitise(message, one_line=True)} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

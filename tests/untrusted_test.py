@@ -125,3 +125,15 @@ def test_a_module_file_named_with_an_escape_sequence(project: Project, tmp_path:
     listed = project.run("--list")
     assert shown in listed.stdout
     inert(listed.stdout)
+
+
+@pytest.mark.parametrize("args", [("--only", "\x1b]0;x\x07"), ("--bogus", "\x1b[2J"),
+                                  ("--since", "\x1b]8;;http://e/\x1b\\x")])
+def test_arguments_a_dispatch_passes_on_come_back_inert(project: Project,
+                                                         args: tuple[str, ...]) -> None:
+    project.module("1.a.py", "print('ran')\n")
+    project.config({})
+    result = project.run(*args)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and "\\x1b" in result.stderr
+    inert(result.stderr)

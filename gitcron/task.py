@@ -353,7 +353,7 @@ def finish(config: Config, run: TaskRun, states: Mapping[str, TaskState], *,
                                 run.window if run.backfill else None, result.run_dir)
         record["trigger"] = run.trigger
         record.update(extra or {})
-        record = runner._mask(record, masker)
+        record = masker.tree(record)
         result.record = record
         result.attention = runner._attention(config, record)
         if status in runner.REVIEWED:

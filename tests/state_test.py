@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import OK, ORCHESTRATOR, Project, fail
+from conftest import OK, ORCHESTRATOR, REPO, Project, fail
 
 from gitcron.codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -166,8 +166,10 @@ def test_missing_requirements_name_the_install_command(three: Project, tmp_path)
     env = {"PYTHONPATH": str(blocker)}
     result = three.run(env=env)
     assert result.returncode == EXIT_USAGE
-    assert result.stderr.strip() == ("orchestrator: the requirements are not installed "
-                                     "(no module 'loguru'): run `pip install -r requirements.txt`")
+    assert result.stderr.startswith("orchestrator: the requirements are not installed "
+                                    "(no module 'loguru'): run `pip install -r ")
+    assert result.stderr.endswith("requirements.txt` (" + ", ".join(
+        (REPO / "requirements.txt").read_text().split()) + ")\n")
     assert json.loads(three.config_path.read_text())["last_run_date"] == BEFORE
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 MODULE_OK = 0
 MODULE_SKIP = 10  # "skipped, conditions not met": logged as a skip, never retried
 
-# What the orchestrator's exit code means (README: "Exit codes").
+# What the orchestrator's exit code means (docs/exit-codes.md).
 EXIT_OK = 0  # success, or partial (with a warning)
 EXIT_FAILED = 1  # a critical module failed, or the orchestrator itself did
 EXIT_USAGE = 2  # bad usage or configuration: nothing ran, nothing was written

@@ -37,7 +37,7 @@ DEFAULT_MAX_FILE_MB = 95.0
 MAX_FILE_MB = 1_000_000.0
 DEFAULT_COMMIT_MESSAGE = "pipeline: {status} run {run_id} [skip ci]"
 DEFAULT_RETRY_MAX_DELAY_SECONDS = 3600.0
-# A module file name starts with a number, then ".", "_" or "-" (README: "config.json", `modules`).
+# A module file name starts with a number, then ".", "_" or "-" (docs/config.md, `modules`).
 NUMBERED = re.compile(r"^(\d+)[._-](.+)$")
 CONFIG_NAMES = ("config.json", "config.yaml", "config.yml")
 MAX_SECONDS = 7 * 24 * 3600.0  # a week: far below the event loop's own limit (~24.8 days)

@@ -178,7 +178,7 @@ def find_record(log_dir: Path, run_id: str) -> Record | None:
 
 
 def resume_record(log_dir: Path) -> tuple[Path, Record] | None:
-    """The newest record that is neither a dry run nor a backfill (README: --resume)."""
+    """The newest record that is neither a dry run nor a backfill (--resume)."""
     return next(((path, record) for path, record in records_newest_first(log_dir)
                  if not is_rehearsal(record)), None)
 

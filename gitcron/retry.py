@@ -21,7 +21,7 @@ JITTER = 0.25
 
 
 class Policy(NamedTuple):
-    """A module's retry settings (README: "retry_on_exit_codes")."""
+    """A module's retry settings (docs/when-a-run-fails.md, retries)."""
 
     retries: int = 0
     delay_seconds: float = 0.0

@@ -46,8 +46,8 @@ if common.TYPE_CHECKING:  # typing is for annotations only: not imported on ever
 
 DEFAULTS: dict[str, Any] = {"days": 30, "keep_last": 10, "keep": ["data/*"]}
 
-# The run id's shape, as the orchestrator writes it (README.md, "Logs and run
-# records"): the minute the run started, then `_N` (N >= 2) when that minute was
+# The run id's shape, as the orchestrator writes it (docs/logs-and-records.md):
+# the minute the run started, then `_N` (N >= 2) when that minute was
 # taken. This program keeps its own parser; a test checks that it agrees with
 # the orchestrator's.
 STUB_FORMAT = "%Y%m%d_%Hh%M"

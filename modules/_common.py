@@ -1,7 +1,7 @@
 """Helpers shared by the shipped modules (discovery ignores names starting with `_`).
 
-A module learns everything from its environment (see README.md, "Writing a
-module"): where the config is, where logs and data go, when this run started,
+A module learns everything from its environment (see docs/module-contract.md):
+where the config is, where logs and data go, when this run started,
 and whether this is a dry run or a forced one. (PIPELINE_LAST_RUN_DATE is
 there too: 1.file_retrieval lets a URL ask for what is new since then.)
 Wrap a module's `main` in `common.run(main)`: a bad setting becomes one line on
@@ -72,7 +72,7 @@ def settings() -> dict[str, Any]:
     """The whole config file, read once; a module reads its own keys from it.
 
     `config.yaml` / `.yml` is read with PyYAML's safe_load, anything else as
-    JSON: the same keys either way (README.md, "Which file, and YAML").
+    JSON: the same keys either way (docs/config.md, YAML).
     """
     path = config_path()
     try:

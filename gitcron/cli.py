@@ -216,6 +216,8 @@ def _main(args: argparse.Namespace) -> int:
         print(format_plan(plan))
         if backfill is not None:
             print(format_intervals(backfill))
+        elif plan.whole and plan.resumed is None and config.catch_up != "none":
+            print(format_catch_up(config))
         if plan.resumed is not None:
             print(format_resumed(plan.resumed, config.tz))
         return EXIT_OK
@@ -275,6 +277,21 @@ def format_resumed(resumed: planning.Resumed, tz: Any) -> str:
                 "(from last_run_date to its start)")
     start = windows.iso(window.start) if window.start else "the beginning"
     return f"resuming run {resumed.run_id}, with its window: {start} -> {windows.iso(window.end)}"
+
+
+def format_catch_up(config: cfg.Config) -> str:
+    """What `catch_up` would run now: the missed intervals' runs, or that there are none."""
+    from gitcron import catchup
+
+    caught = catchup.plan(config, windows.now())
+    if caught is None:
+        return f"catch_up {config.catch_up}: no missed schedule interval"
+    lines = [caught.summary(config.catch_up)]
+    lines += [f"  {i}. {windows.iso(w.start) if w.start else ''} -> {windows.iso(w.end)}"
+              for i, w in enumerate(caught.windows, 1)]
+    if caught.left_out:
+        lines.append(caught.warning())
+    return "\n".join(lines)
 
 
 def format_intervals(backfill: list[windows.Window]) -> str:

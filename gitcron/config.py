@@ -144,6 +144,12 @@ def _megabytes(value: Any) -> float:
     return float(number)
 
 
+def _catch_up_max(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+        raise Invalid(f"must be a whole number from 1 to 10000 (got {show(value)})")
+    return value
+
+
 def _count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
         raise Invalid(f"must be {COUNT.text} (got {show(value)})")
@@ -318,6 +324,8 @@ FAILURES = simple(f"a whole number from 1 to {MAX_RETRIES}", _failures)
 EXIT_CODES = simple("a list of exit codes (1 to 255, not 10), or null", _exit_codes)
 BACKOFF = one_of(*retry.BACKOFFS)
 LAYOUT = one_of(*runid.LAYOUTS)
+CATCH_UP = one_of("none", "latest", "all")
+CATCH_UP_COUNT = simple("a whole number from 1 to 10000", lambda value: _catch_up_max(value))
 MODULES = simple("a list of paths or objects (see below)",
                  _list("must be a list of paths or objects with a path"))
 
@@ -555,6 +563,11 @@ class Config:
     monitor: Monitor | None = setting(
         Kind("an object (see `monitor`)", _monitor), None,
         "pings to a dead-man's switch (healthchecks.io, Cronitor, a URL)")
+    catch_up: Literal["none", "latest", "all"] = setting(
+        CATCH_UP, "none", "with `schedule`: one run per missed interval (`all`), or the "
+        "newest only (`latest`); see docs/history-status-init.md")
+    catch_up_max: int = setting(CATCH_UP_COUNT, 24,
+                                "`catch_up: all` runs at most this many (the newest)")
     log_layout: runid.Layout = setting(
         LAYOUT, "flat", "`daily`: a run's log, record and folder in `YYYY/MM/DD/` folders "
         "(see docs/commit-back.md, \"Running for years\")")
@@ -630,6 +643,9 @@ def load(path_arg: str) -> Config:
     values["log_dir"] = path.parent / values["log_dir"]
     if values["metrics_file"] is not None:
         values["metrics_file"] = path.parent / values["metrics_file"]
+    if values["catch_up"] != "none" and values["schedule"] is None:
+        raise FatalError(f"{path_arg}: catch_up: needs `schedule` (the cron line, UTC, "
+                         "whose missed intervals it runs)")
     return Config(path=path, display=path_arg, raw=raw, tz=zone(values["timezone_name"]),
                   kind=kind, text=text, **values)
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from loguru import logger
 
+from gitcron import catchup, contract, execute, github, logs, retry, runid
 from gitcron import config as cfg
-from gitcron import contract, execute, github, logs, retry, runid
 from gitcron import plan as planning
 from gitcron import window as windows
 from gitcron.codes import (
@@ -222,17 +222,36 @@ def _repair(root: Path, since: float) -> list[str]:
 
 def _runs(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
           backfill: list[Window] | None, said: list[tuple[str, str]]) -> int:
+    """The run, or each run of a backfill or a catch-up, oldest first; the first that
+    does not end well stops the rest."""
+    caught = None if backfill is not None else _catch_up(config, plan, said)
+    slots: list[Window | None] = list(backfill or (caught.windows if caught else [None]))
     code = EXIT_OK
     with Cancel() as cancel:
         cancel.ignore_after()  # until the process exits, a cancel changes nothing more
-        for window in backfill or [None]:
+        for i, window in enumerate(slots, 1):
             if cancel.requested:
                 return EXIT_INTERRUPTED
-            code = start(config, plan, options, env, cancel, window, said).exit_code
+            own = [("INFO", f"catch-up: run {i} of {len(slots)}")] if caught else []
+            code = start(config, plan, options, env, cancel, window if backfill else None,
+                         said + own, catch_up=window if caught else None).exit_code
             said = [line for line in said if line[1].startswith("commit-back:")]
             if code != EXIT_OK:
                 break
     return code
+
+
+def _catch_up(config: Config, plan: Plan, said: list[tuple[str, str]]
+              ) -> catchup.CatchUp | None:
+    """The catch-up runs of a whole run (read now, under the lock), and its lines."""
+    if config.catch_up == "none" or not plan.whole or plan.resumed is not None:
+        return None
+    caught = catchup.plan(config, windows.now())
+    if caught is not None:
+        said.append(("INFO", caught.summary(config.catch_up)))
+        if caught.left_out:
+            said.append(("WARNING", caught.warning()))
+    return caught
 
 
 def _commit_back_lines(config: Config, options: Options, env: Mapping[str, str]
@@ -255,8 +274,9 @@ def _commit_back_lines(config: Config, options: Options, env: Mapping[str, str]
 
 def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
           cancel: Cancel, backfill: Window | None = None,
-          said: Sequence[tuple[str, str]] = ()) -> RunResult:
-    """Run the plan once; write the log, the run record and (after success) the state."""
+          said: Sequence[tuple[str, str]] = (), catch_up: Window | None = None) -> RunResult:
+    """Run the plan once; write the log, the run record and (after success) the state.
+    `backfill` or `catch_up`: the run's window (only a backfill leaves the state alone)."""
     started = datetime.now(config.tz)
     masker = logs.Masker(logs.secret_values(env, config.mask_env))
     actions = github.Actions(env, masker)
@@ -264,7 +284,7 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
     with logs.RunLog(config.tz, masker, verbose=options.verbose,
                      on_command=actions.module_command,
                      console_format=options.log_format) as runlog:
-        result = _begin(config, plan, options, started, backfill, runlog)
+        result = _begin(config, plan, options, started, backfill or catch_up, runlog)
         ctx = _context(config, options, result)
         _announce(config, plan, ctx, result, backfill is not None)
         for level, line in said:
@@ -860,7 +880,9 @@ def new_last_run_date(plan: Plan, result: RunResult, options: Options,
             return None, f"the resumed run's start is unreadable ({started!r})"
     if not plan.whole:
         return None, "a narrowed run (--only, --from or --skip): the modules left out did not run"
-    return result.started, ""
+    # The end of the run's window: its start, but for a catch-up run the end of its
+    # interval, so that a failed catch-up starts again where it stopped.
+    return result.window.end, ""
 
 
 def _store_state(config: Config, plan: Plan, result: RunResult, options: Options,

@@ -40,6 +40,10 @@ BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0)
 TEMP_INDEX_PREFIX = "pipeline-index-"
 # Written before the real index and HEAD change, removed after: what `repair` finishes.
 JOURNAL = "pipeline-commit.json"
+# The runner's commits not yet pushed (one sha a line), written before HEAD moves to
+# one: the next run pushes them along; any other commit not on the upstream is the
+# user's, and stops the run before it starts.
+OWN_COMMITS = "gitcron-unpushed"
 ZERO = "0" * 40
 # What git prints when the server refused the credentials, or when it had none to give.
 AUTH_FAILED = ("could not read Username", "Authentication failed", "The requested URL returned "
@@ -208,7 +212,57 @@ def check(root: Path, settings: GitSettings, env: Mapping[str, str], log_dir: Pa
     for name in settings.paths:
         _check_inside(where, f"git.paths entry {name!r}", root / name)
     _check_secrets_stay(where, root, settings.paths, env)
+    _check_local_commits(_Git(where, _base_env(env), str), settings.remote, branch)
     return f"push to {target} {branch}"
+
+
+def _check_local_commits(git: _Git, remote: str, branch: str) -> None:
+    """Commits on HEAD that the upstream (as of the last fetch) does not have, and
+    that are not the runner's own: pushing them along, or replaying the run without
+    them, would publish or drop the user's work."""
+    upstream = _upstream(git, remote, branch)
+    if upstream is None or _head(git) is None:
+        return
+    listed = git("rev-list", f"{upstream}..HEAD").split()
+    own = _own_commits(git.where)
+    theirs = [sha for sha in listed if sha not in own]
+    if theirs:
+        names = ", ".join(sha[:7] for sha in theirs[:5]) + (", ..." if len(theirs) > 5 else "")
+        count = f"{len(theirs)} local commit{'s' if len(theirs) > 1 else ''}"
+        raise FatalError(f"commit-back: {count} not on {remote}/{branch} ({names}): push or "
+                         "drop them first, or run with --no-push")
+
+
+def _upstream(git: _Git, remote: str, branch: str) -> str | None:
+    """The remote-tracking ref of the branch, if the remote is a name and has one."""
+    if "/" in remote or ":" in remote:
+        return None
+    ref = f"refs/remotes/{remote}/{branch}"
+    return ref if _verify(git, ref) else None
+
+
+def _own_commits(where: Where) -> set[str]:
+    try:
+        return set((where.git_dir / OWN_COMMITS).read_text(encoding="ascii").split())
+    except (OSError, ValueError):
+        return set()
+
+
+def _remember_own(where: Where, commit: str) -> None:
+    shas = sorted(_own_commits(where) | {commit})
+    tmp = where.git_dir / f"{OWN_COMMITS}.tmp"
+    tmp.write_text("".join(f"{sha}\n" for sha in shas), encoding="ascii")
+    os.replace(tmp, where.git_dir / OWN_COMMITS)
+
+
+def _start_point(git: _Git, parent: str | None) -> str | None:
+    """The commit the run started from: HEAD before it, below the runner's own
+    commits an earlier run could not push (they go out with this one)."""
+    own = _own_commits(git.where)
+    start = parent
+    while start is not None and start in own:
+        start = _verify(git, f"{start}^1")
+    return start
 
 
 def _check_secrets_stay(where: Where, root: Path, paths: tuple[str, ...],
@@ -352,12 +406,26 @@ def commit_and_push(req: Request, redact: Masker) -> Pushed | None:
     branch = current_branch(where, req.settings)
     target, git.auth, secrets = _target(req.settings, req.env)
     git.redact = redact.extended(secrets)  # the encoded header too, should git ever print it
+    start = _start_point(git, _head(git))
     made = _commit(git, req)
     if made is None:
         return None
-    ours, parent, stats, changed = made
-    pushed = _push_with_retries(git, replace(req, stats=stats), ours, parent, branch, target)
+    ours, _, stats, changed = made
+    pushed = _push_with_retries(git, replace(req, stats=stats), ours, start, branch, target)
+    _after_push(git, req.settings.remote, target, branch, pushed.commit)
     return replace(pushed, changed=changed, stats=stats)
+
+
+def _after_push(git: _Git, remote: str, target: str, branch: str, pushed: str) -> None:
+    """Once the checkout is at what was pushed, no commit of the runner's is left
+    unpushed. A push to a URL (GITHUB_TOKEN) moves the remote-tracking ref the way
+    `git push` does for a named remote, so that the next run's check of local
+    commits compares with what is there."""
+    tracking = _upstream(git, remote, branch) if target != remote else None
+    if tracking is not None:
+        git("update-ref", "-m", "pipeline: pushed", tracking, pushed)
+    if _head(git) == pushed:
+        (git.where.git_dir / OWN_COMMITS).unlink(missing_ok=True)
 
 
 def _base_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -411,10 +479,14 @@ def _rel(path: Path, top: Path, follow: bool = True) -> str:
 
 
 def _head(git: _Git) -> str | None:
+    return _verify(git, "HEAD")  # None: a repository with no commit yet
+
+
+def _verify(git: _Git, rev: str) -> str | None:
     try:
-        return git("rev-parse", "-q", "--verify", "HEAD^{commit}")
+        return git("rev-parse", "-q", "--verify", f"{rev}^{{commit}}")
     except GitError:
-        return None  # a repository with no commit yet
+        return None
 
 
 # Every blob in a temporary index is known to exist: it came from a commit's tree,
@@ -628,6 +700,7 @@ def _move_head(git: _Git, run_id: str, commit: str, parent: str | None,
     Only the changed paths' entries are written (from the work tree, with their
     stat data): nothing else in the real index changes, and nothing is walked.
     """
+    _remember_own(git.where, commit)
     _write_journal(git.where, commit, changed)
     names = "".join(f"{name}\0" for name in changed).encode("utf-8", "surrogateescape")
     try:
@@ -674,11 +747,30 @@ def _push_with_retries(git: _Git, req: Request, ours: str, base: str | None, bra
             break
         time.sleep(_backoff(attempt))
         remote = _fetch(git, target, branch)
+        _check_still_there(git, base, ours, remote, target, branch)
         commit, renamed = _replay(git, req, base, ours, remote)
     raise PushError(
         f"push to {target} ({branch}) still rejected after {req.settings.push_retries} retries: "
         f"the branch keeps moving; the run's commit {ours[:7]} is on the local branch: "
         f"{_catch_up_advice(target, branch)}")
+
+
+def _check_still_there(git: _Git, start: str | None, ours: str, remote: str, target: str,
+                       branch: str) -> None:
+    """A remote branch rewritten under the run (a force-push) is not replayed onto:
+    what the run started from would be dropped, with the files it holds."""
+    if start is None:
+        return
+    try:
+        git("merge-base", "--is-ancestor", start, remote)
+    except GitError as exc:
+        if exc.status != 1:  # 1: not an ancestor; anything else says nothing of it
+            return
+        raise PushError(
+            f"{target} ({branch}) no longer holds {start[:7]}, the commit this run started "
+            f"from (it was force-pushed): nothing was pushed, and the run's commit {ours[:7]} "
+            f"is on the local branch; compare with `git log --oneline --graph HEAD "
+            f"FETCH_HEAD`, merge or rebase by hand, then push") from None
 
 
 def _catch_up_advice(target: str, branch: str) -> str:

@@ -107,6 +107,7 @@ def test_author_from_settings_and_message_template(remote: Path) -> None:
                          commit_message="data: {run_id} ({status})")
     project.config(config)
     git(project.root, "commit", "-q", "-am", "settings")
+    git(project.root, "push", "-q")
     assert project.run().returncode == EXIT_OK
     run_id = project.record()["run_id"]
     assert git(remote, "log", "-1", "--format=%an <%ae>|%cn|%s", "main") == (
@@ -286,7 +287,6 @@ def test_a_rerun_from_an_old_commit_lands_on_top(remote: Path) -> None:
     newest = first.read_config()["last_run_date"]
     rerun = clone(remote, "rerun clone", ref=old)  # GitHub checks out the run's own commit
     rerun.config(dict(rerun.read_config(), last_run_date="2020-01-01T00:00:00+00:00"))
-    git(rerun.root, "commit", "-q", "-am", "an older state")
     result = rerun.run()
     assert result.returncode == EXIT_OK, result.stdout
     assert len([f for f in remote_files(remote) if f.endswith(".log")]) == 2
@@ -395,8 +395,7 @@ def test_a_conflict_on_another_file_aborts_cleanly_with_exit_3(remote: Path) -> 
     remote_head = git(remote, "rev-parse", "main")
     config = ours.read_config()
     config["git"]["paths"] = ["notes.txt"]
-    ours.config(config)
-    git(ours.root, "commit", "-q", "-am", "commit notes too")
+    ours.config(config)  # uncommitted: committed with the run
     (ours.root / "notes.txt").write_text("our notes\n")
     result = ours.run()
     assert result.returncode == EXIT_PUSH
@@ -434,6 +433,7 @@ def test_token_push_over_http_never_leaks_the_token(http_remote: Path, tmp_path:
                    "; print(base64.b64encode(b'x-access-token:' + t.encode()).decode())\n")
     project.config(project.read_config(), modules=[{"path": "modules/1.a.py", "github_token": True}])
     git(project.root, "commit", "-qam", "the module may read the token")
+    git(project.root, "push", "-q")
     with git_http_server(tmp_path, TOKEN) as server:
         result = project.run(env=token_env(server.url, TOKEN))
         assert result.returncode == EXIT_OK, result.stdout + result.stderr
@@ -524,6 +524,7 @@ def test_unchanged_files_under_git_paths_are_not_read_again(remote: Path) -> Non
     project.config(config)
     git(project.root, "add", "-A")
     git(project.root, "commit", "-q", "-m", "data")
+    git(project.root, "push", "-q")
     inode = data.stat().st_ino
     with open(data, "r+") as handle:  # same size, same inode, same mtime
         handle.write("b,2\n")
@@ -742,3 +743,77 @@ def test_the_run_folder_and_latest_are_committed_and_the_checkout_left_clean(
     assert "data and logs/runs/latest" in files
     assert git(remote, "cat-file", "-p", "main:data and logs/runs/latest") == ids[-1]
     assert git(project.root, "status", "--porcelain", "--", "data and logs") == ""
+
+
+# ---- the user's own commits
+
+def commit_of_mine(project: Project, name: str) -> str:
+    (project.root / name).write_text("my work\n")
+    git(project.root, "add", name)
+    git(project.root, "commit", "-q", "-m", f"my {name}")
+    return git(project.root, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize("remote_moved", [False, True])
+def test_unpushed_commits_of_the_users_stop_the_run_before_it_starts(
+        remote: Path, remote_moved: bool) -> None:
+    project = clone(remote, "work clone")
+    first, second = commit_of_mine(project, "a.txt"), commit_of_mine(project, "b.txt")
+    if remote_moved:
+        push_from_seed(remote, "other clone", {"other.txt": "pushed elsewhere\n"})
+    on_remote = git(remote, "rev-parse", "main")
+    result = project.run()
+    nothing_ran(project, result, "commit-back: 2 local commits not on origin/main "
+                f"({second[:7]}, {first[:7]}): push or drop them first, or run with --no-push")
+    assert git(project.root, "rev-parse", "HEAD") == second
+    assert (project.root / "a.txt").exists() and (project.root / "b.txt").exists()
+    assert git(remote, "rev-parse", "main") == on_remote
+    assert project.run("--no-push").returncode == EXIT_OK  # nothing pushed: runs as it is
+    assert git(project.root, "rev-parse", "HEAD") == second
+
+
+def test_a_run_that_could_not_push_is_pushed_along_by_the_next(remote: Path) -> None:
+    project = clone(remote, "work clone")
+    declining_hook(remote, "closed for now")
+    assert project.run().returncode == EXIT_PUSH
+    (remote / "hooks" / "pre-receive").unlink()
+    first = project.records()[0]["run_id"]
+    push_from_seed(remote, "other clone", {"other.txt": "pushed elsewhere\n"})
+    result = project.run()
+    assert result.returncode == EXIT_OK, result.stdout + result.stderr
+    second = [r["run_id"] for r in project.records() if r["run_id"] != first][0]
+    on_remote = remote_files(remote)
+    for run_id in (first, second):
+        for suffix in (".log", ".json"):
+            assert f"data and logs/workflow_{run_id}{suffix}" in on_remote
+            assert (project.log_dir / f"workflow_{run_id}{suffix}").exists()
+    assert "other.txt" in on_remote
+    assert git(project.root, "rev-parse", "HEAD") == git(remote, "rev-parse", "main")
+    assert not (project.root / ".git" / gitsync.OWN_COMMITS).exists()
+    assert project.run().returncode == EXIT_OK  # nothing of the runner's is left to name
+
+
+def test_a_force_pushed_remote_costs_no_local_commit(remote: Path) -> None:
+    project = clone(remote, "work clone")
+    assert project.run().returncode == EXIT_OK
+    previous = project.records()[0]["run_id"]
+    before = git(project.root, "rev-parse", "HEAD")
+    rewriter = clone(remote, "rewriting clone")
+    git(rewriter.root, "checkout", "-q", "--orphan", "rewritten")
+    git(rewriter.root, "rm", "-q", "-r", "--cached", ".")
+    (rewriter.root / "fresh.txt").write_text("a new history\n")
+    git(rewriter.root, "add", "fresh.txt", "config.json")
+    git(rewriter.root, "commit", "-q", "-m", "rewritten")
+    git(rewriter.root, "push", "-q", "--force", "origin", "rewritten:main")
+    rewritten = git(remote, "rev-parse", "main")
+    result = project.run()
+    assert result.returncode == EXIT_PUSH, result.stdout + result.stderr
+    said = [ln for ln in result.stdout.splitlines() if "no longer holds" in ln]
+    assert len(said) == 1 and f"no longer holds {before[:7]}" in said[0], result.stdout
+    assert "force-pushed" in said[0] and "nothing was pushed" in said[0]
+    assert git(remote, "rev-parse", "main") == rewritten
+    assert git(project.root, "rev-parse", "HEAD^") == before  # the run's commit, kept
+    for name in (f"data and logs/workflow_{previous}.log", f"data and logs/workflow_{previous}.json",
+                 "modules/1.a.py"):
+        assert (project.root / name).exists(), name
+    assert git(project.root, "status", "--porcelain", "--untracked-files=no") == ""

@@ -1082,6 +1082,10 @@ def _check_variable(path: Path, name: str, value: str) -> None:
                          f"at most {MAX_VARIABLE_BYTES} (NAME=value, Linux's MAX_ARG_STRLEN)")
 
 
+# write_atomic's temporary file: `.<name>.<12 hex digits>.tmp`, beside the file.
+TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Temporary file in the same folder, flush, fsync, rename (pipx's metadata).
 

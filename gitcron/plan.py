@@ -194,12 +194,31 @@ def _unlisted_file(config: Config, name: str) -> str | None:
     return None
 
 
+def _newest(recorded: tuple[Path, dict[str, Any]] | None, config: Config
+            ) -> tuple[Path, dict[str, Any]] | None:
+    """The newest record, or the record a run killed after it would be given by the
+    next run's repair (gitcron/leftovers.py), whichever run is newer."""
+    from gitcron import leftovers, records
+
+    killed = leftovers.newest_unrecorded(config.log_dir, config.tz)
+    if killed is None or records.is_rehearsal(killed[1]):
+        return recorded
+    if recorded is None:
+        return killed
+    try:
+        newer = runid.sort_key(killed[1]["run_id"]) > runid.sort_key(
+            str(recorded[1].get("run_id") or runid.of_file(recorded[0].name)))
+    except ValueError:  # a record whose run id is not one
+        newer = True
+    return killed if newer else recorded
+
+
 def resume_point(config: Config) -> tuple[Resumed | None, str | None, str]:
     """The module that failed or was interrupted in the newest run that counts (not
     a dry run, not a backfill); or None, and why there is nothing to resume."""
     from gitcron import records  # read only by --resume
 
-    newest = records.resume_record(config.log_dir)
+    newest = _newest(records.resume_record(config.log_dir), config)
     if newest is None:
         raise FatalError(f"--resume: no run record in {config.log_dir} to resume from")
     path, record = newest

@@ -179,7 +179,7 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
                 config = cfg.load(config.display)
                 plan = planning.build(config, plan.selection)
             said = [("WARNING", f"repaired what a killed run left: {line}")
-                    for line in _repair(config.root, held.since)]
+                    for line in _repair(config, held.since)]
             said += _commit_back_lines(config, options, env)
             if backfill is not None and not options.force:
                 backfill, line = _not_done(config, backfill)
@@ -209,15 +209,17 @@ def _not_done(config: Config, backfill: list[Window]) -> tuple[list[Window], str
                   "--force reruns them")
 
 
-def _repair(root: Path, since: float) -> list[str]:
-    """What a killed run left in the repository, finished; outside one, nothing to do."""
-    from gitcron import lock
+def _repair(config: Config, since: float) -> list[str]:
+    """What a killed run left, finished: its temporary files and missing record, and
+    in a repository, the index and git's own temporary files."""
+    from gitcron import leftovers, lock
 
-    if lock.find_git_dir(root) is None:
-        return []
+    done = leftovers.repair(config.log_dir, config.path, config.root, config.tz)
+    if lock.find_git_dir(config.root) is None:
+        return done
     from gitcron import gitsync  # not imported for a project that is no repository
 
-    return gitsync.repair(root, since)
+    return done + gitsync.repair(config.root, since)
 
 
 def _runs(config: Config, plan: Plan, options: Options, env: Mapping[str, str],

@@ -530,6 +530,10 @@ def _commit(git: _Git, req: Request) -> tuple[str, str | None, str, bool] | None
         _move_head(git, req.run_id, commit, parent, changed)
     except GitError as exc:
         raise PushError(f"committing the run failed: {git.error(exc)}") from None
+    except OSError as exc:  # a full disk: one line, as git's own failures get
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise PushError(f"committing the run failed: {exc.strerror or exc}{where}: nothing "
+                        "was committed; the run's files are on disk") from None
     return commit, parent, stats, beyond
 
 

@@ -817,3 +817,17 @@ def test_a_force_pushed_remote_costs_no_local_commit(remote: Path) -> None:
                  "modules/1.a.py"):
         assert (project.root / name).exists(), name
     assert git(project.root, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+def test_a_full_disk_while_committing_is_one_line_and_no_traceback(remote: Path) -> None:
+    project = clone(remote, "work clone")
+    # The kernel's own ENOSPC: every write to /dev/full fails with it.
+    (project.root / ".git" / f"{gitsync.OWN_COMMITS}.tmp").symlink_to("/dev/full")
+    head = git(project.root, "rev-parse", "HEAD")
+    result = project.run()
+    assert result.returncode == EXIT_PUSH, result.stdout + result.stderr
+    said = [ln for ln in result.stdout.splitlines() if "committing the run failed" in ln]
+    assert len(said) == 1 and "No space left on device" in said[0], result.stdout
+    assert "Traceback" not in result.stdout + result.stderr + project.log_text()
+    assert git(project.root, "rev-parse", "HEAD") == head == git(remote, "rev-parse", "main")
+    assert git(project.root, "diff", "--cached", "--name-only") == ""

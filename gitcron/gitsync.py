@@ -520,6 +520,7 @@ def _commit(git: _Git, req: Request) -> tuple[str, str | None, str, bool] | None
             _start_index(git, index, parent)
             _stage(git, run_files, extra, index)
             changed = _changed(git, index, parent)
+            _refuse_links_out(git, index, parent)
             if req.only_if_changed and parent and set(changed) <= set(run_files):
                 return None
             _check_sizes(git, index, changed, req.settings.max_file_mb)
@@ -693,6 +694,27 @@ def _changed(git: _Git, index: str, parent: str | None) -> list[str]:
         names = git.raw("diff-index", "--cached", "-z", "--name-only", "--no-renames", parent,
                         index=index)
     return [name for name in names.decode("utf-8", "surrogateescape").split("\0") if name]
+
+
+def _refuse_links_out(git: _Git, index: str, parent: str | None) -> None:
+    """A symlink whose target lies outside the repository is never committed: a
+    checkout of the commit (an artifact upload) would follow it out."""
+    if parent is None:
+        raw = git.raw("ls-files", "-s", "-z", index=index)
+        links = [entry.split(b"\t", 1)[1] for entry in raw.split(b"\0")
+                 if entry.startswith(b"120000 ")]
+    else:
+        fields = git.raw("diff-index", "--cached", "-z", "--no-renames", parent,
+                         index=index).split(b"\0")
+        links = [path for meta, path in zip(fields[0::2], fields[1::2], strict=False)
+                 if meta.startswith(b":") and meta.split(b" ")[1] == b"120000"]
+    top = git.where.top
+    for name in links:
+        path = name.decode("utf-8", "surrogateescape")
+        real = Path(os.path.realpath(top / path))
+        if real != top and top not in real.parents:
+            raise PushError(f"{path} is a symlink to {real}, outside the repository: the "
+                            "runner never commits one; nothing was committed")
 
 
 def _move_head(git: _Git, run_id: str, commit: str, parent: str | None,

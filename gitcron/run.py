@@ -125,6 +125,8 @@ class RunResult:
     review: str = ""  # the review report, for a run that did not succeed
     attention: Attention | None = None  # the runs before it: failures in a row, a streak ended
     ping_id: str | None = None  # the run's id for the monitor (healthchecks' rid)
+    log_dir_real: str = ""  # the log folder's real path when the run began (gitcron/links.py)
+    escaped: bool = False  # the log folder became a symlink: nothing written or committed
 
     @property
     def exit_code(self) -> int:
@@ -321,7 +323,7 @@ def _publish(config: Config, result: RunResult, options: Options, env: Mapping[s
     run's status."""
     _write_metrics(config, result, options, env)
     commit = push_error = None
-    if config.git.wanted(options.push, options.dry_run, env):
+    if config.git.wanted(options.push, options.dry_run, env) and not result.escaped:
         logger.info("committing the run back (log, record, config) and pushing it")
         runlog.close_file()  # the committed log is complete; what follows is console only
         commit, push_error = _commit_back(config, result, env, masker)
@@ -376,7 +378,8 @@ def _begin(config: Config, plan: Plan, options: Options, started: datetime,
     except OSError as exc:
         logger.error(f"cannot create the run's folder {run_dir}: {exc.strerror}")
     record_path = runid.record_path(config.log_dir, run_id, config.log_layout)
-    return RunResult(run_id, "failed", started, log_path, record_path, window, run_dir)
+    return RunResult(run_id, "failed", started, log_path, record_path, window, run_dir,
+                     log_dir_real=os.path.realpath(config.log_dir))
 
 
 def _context(config: Config, options: Options, result: RunResult) -> RunContext:
@@ -671,14 +674,23 @@ def _finish(
     config: Config, plan: Plan, result: RunResult, options: Options, env: Mapping[str, str],
     masker: logs.Masker, backfill: Window | None,
 ) -> dict[str, Any]:
+    from gitcron import links
+
+    escape = links.escaped(config.log_dir, result.log_dir_real, result.record_path.parent,
+                           result.run_dir)
+    if escape is not None:
+        logger.error(escape.line)
+        result.status, result.escaped = "failed", escape.log_dir
+        if escape.log_dir:
+            return {}
     config_ok = result.config_ok = _config_still_loads(config)
     if not config_ok and result.status in ("success", "partial"):
         result.status = "failed"
     record = masker.tree(_record(config, plan, result, options, env, backfill, result.run_dir))
     result.attention = _attention(config, record)
-    if result.status in REVIEWED:
+    if result.status in REVIEWED and escape is None:
         result.review = _write_review(config, result, record, env, masker)
-    if _close_run_dir(config, result.run_id, result.run_dir) is None:
+    if escape is not None or _close_run_dir(config, result.run_id, result.run_dir) is None:
         record["run_dir"] = None
     cfg.write_atomic(result.record_path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     _store_state(config, plan, result, options, backfill, config_ok)

@@ -831,3 +831,84 @@ def test_a_full_disk_while_committing_is_one_line_and_no_traceback(remote: Path)
     assert "Traceback" not in result.stdout + result.stderr + project.log_text()
     assert git(project.root, "rev-parse", "HEAD") == head == git(remote, "rev-parse", "main")
     assert git(project.root, "diff", "--cached", "--name-only") == ""
+
+
+# ---- symlinks that lead out of the repository
+
+def outside_folder(remote: Path) -> Path:
+    outside = remote.parent / "outside"
+    outside.mkdir()
+    (outside / "theirs.txt").write_text("not the repository's\n")
+    return outside
+
+
+def only_error(result: subprocess.CompletedProcess[str], says: str) -> None:
+    errors = [ln for ln in result.stdout.splitlines()  # besides the run's last line
+              if "| ERROR" in ln and " failed in " not in ln]
+    assert len(errors) == 1 and says in errors[0], result.stdout
+
+
+def test_a_run_folder_replaced_by_a_symlink_out_is_not_followed(remote: Path) -> None:
+    project = clone(remote, "work clone")
+    outside = outside_folder(remote)
+    project.module("1.a.py", """
+        import os, shutil
+        run_dir = os.environ["PIPELINE_RUN_DIR"]
+        open(os.path.join(run_dir, "out.csv"), "w").write("a,1\\n")
+        shutil.rmtree(run_dir)
+        os.symlink(os.environ["OUTSIDE"], run_dir)
+    """)
+    git(project.root, "add", "-A")
+    git(project.root, "commit", "-q", "-m", "a module that swaps its folder")
+    git(project.root, "push", "-q")
+    result = project.run(env={"OUTSIDE": str(outside)})
+    assert result.returncode == EXIT_FAILED, result.stdout + result.stderr
+    only_error(result, "was replaced during the run by a symlink to " + str(outside))
+    record = project.record()
+    assert record["status"] == "failed" and record["run_dir"] is None
+    assert sorted(p.name for p in outside.iterdir()) == ["theirs.txt"]  # no review.txt there
+    on_remote = remote_files(remote)
+    assert f"data and logs/workflow_{record['run_id']}.json" in on_remote
+    assert not [name for name in on_remote if "/runs/" in name]
+    assert not (project.log_dir / "runs" / "latest").exists()
+
+
+def test_a_log_folder_replaced_by_a_symlink_gets_no_record_written_through_it(
+        remote: Path) -> None:
+    project = clone(remote, "work clone")
+    outside = outside_folder(remote)
+    project.module("1.a.py", """
+        import os
+        logs = os.environ["PIPELINE_LOG_DIR"]
+        os.rename(logs, logs + " (moved)")
+        os.symlink(os.environ["OUTSIDE"], logs)
+    """)
+    git(project.root, "add", "-A")
+    git(project.root, "commit", "-q", "-m", "a module that swaps the log folder")
+    git(project.root, "push", "-q")
+    before = git(remote, "rev-parse", "main")
+    result = project.run(env={"OUTSIDE": str(outside)})
+    assert result.returncode == EXIT_FAILED, result.stdout + result.stderr
+    only_error(result, "the log folder")
+    assert sorted(p.name for p in outside.iterdir()) == ["theirs.txt"]
+    assert git(remote, "rev-parse", "main") == before  # nothing committed from there
+
+
+def test_a_symlink_out_under_git_paths_is_never_committed(remote: Path) -> None:
+    project = clone(remote, "work clone")
+    outside = outside_folder(remote)
+    (project.root / "data").mkdir()
+    (project.root / "data" / "kept.csv").write_text("a,1\n")
+    config = project.read_config()
+    config["git"]["paths"] = ["data"]
+    project.config(config)
+    git(project.root, "add", "-A")
+    git(project.root, "commit", "-q", "-m", "data")
+    git(project.root, "push", "-q")
+    (project.root / "data" / "link").symlink_to(outside)
+    before = git(remote, "rev-parse", "main")
+    result = project.run()
+    assert result.returncode == EXIT_PUSH, result.stdout + result.stderr
+    only_error(result, "data/link is a symlink to " + str(outside))
+    assert git(remote, "rev-parse", "main") == before
+    assert git(project.root, "ls-files", "data") == "data/kept.csv"

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from gitcron import config, lock, records, runid
 from gitcron.codes import FatalError
@@ -608,7 +609,7 @@ def _beyond_own_files(git: _Git, req: Request, changed: list[str], parent: str |
     folder = _run_folder(req, top)
     config_rel = _rel(req.config, top) if req.config is not None else None
     for path in changed:
-        if path in own or _in_run_folder(folder, path):
+        if path in own or (folder is not None and folder.holds(path)):
             continue
         if path == config_rel and not _config_changed(git, path, parent):
             continue
@@ -870,8 +871,26 @@ def _fetch(git: _Git, target: str, branch: str) -> str:
                         f"{git.error(exc)}") from None
 
 
-# One changed path in a diff: (mode, blob), or None when the path was deleted.
-Change = tuple[str, str] | None
+class Entry(NamedTuple):
+    """A path's entry in a tree: `100644`, `100755` or `120000` (a symlink), and its blob."""
+
+    mode: str
+    blob: str
+
+
+FILE, LINK = "100644", "120000"
+# One changed path in a diff: its new entry, or None when the path was deleted.
+Change = Entry | None
+
+
+class RunFolder(NamedTuple):
+    """The run's folder and `runs/latest`, relative to the work tree."""
+
+    folder: str
+    latest: str
+
+    def holds(self, path: str) -> bool:
+        return path.startswith(self.folder + "/") or path == self.latest
 
 
 def _changes(git: _Git, old: str | None, new: str) -> dict[str, Change]:
@@ -884,7 +903,7 @@ def _changes(git: _Git, old: str | None, new: str) -> dict[str, Change]:
         if not meta.startswith(":"):
             continue
         _, new_mode, _, new_blob, status = meta[1:].split(" ")
-        changes[path] = None if status == "D" else (new_mode, new_blob)
+        changes[path] = None if status == "D" else Entry(new_mode, new_blob)
     return changes
 
 
@@ -901,31 +920,36 @@ def _replay(git: _Git, req: Request, base: str | None, ours: str,
     top = git.where.top
     mine = _changes(git, base, ours)
     theirs = _changes(git, base, remote)
-    config_rel = _rel(req.config, top) if req.config is not None else None
     run_files = (_rel(req.log, top), _rel(req.record, top))
     own = _run_folder(req, top)
-    badge = _rel(req.badge, top) if req.badge is not None else None
     renamed, updates = None, {}
     if any(path in theirs for path in run_files):  # a concurrent run took our run id
         renamed, updates = _rename_run(git, req, ours, remote, mine, own)
     for path, change in mine.items():
-        if renamed and (path in run_files or _in_run_folder(own, path)):
-            continue
+        if renamed and (path in run_files or (own is not None and own.holds(path))):
+            continue  # moved to the new run id by _rename_run
         if path not in theirs or theirs[path] == change:
-            updates[path] = change
-        elif path == config_rel and theirs[path] is not None:  # not deleted there
-            updates[path] = _merge_config(git, ours, remote, path)
-        elif own is not None and path == own[1]:
-            if _newer_than_theirs(git, req.run_id, remote, path, theirs[path]):
-                updates[path] = change
-        elif path == badge:
-            updates[path] = change
+            updates[path] = change  # only we changed it, or both the same way
         else:
-            raise PushError(f"push rejected and {path} was changed both here and on the remote: "
-                            f"the run's commit {ours[:7]} is on the local branch; resolve it by "
-                            f"hand (`git pull --rebase {req.settings.remote}`, then settle "
-                            f"{path} and `git rebase --continue`)")
+            updates.update(_settle(git, req, ours, remote, own, path, change, theirs[path]))
     return _write_replayed(git, req, remote, updates, renamed), renamed
+
+
+def _settle(git: _Git, req: Request, ours: str, remote: str, own: RunFolder | None, path: str,
+            mine: Change, theirs: Change) -> dict[str, Change]:
+    """A path both sides changed: what goes into the replayed commit (nothing, when
+    the remote's side stays), or PushError when it cannot be settled here."""
+    if req.config is not None and path == _rel(req.config, git.where.top) and theirs is not None:
+        return {path: _merge_config(git, ours, remote, path)}
+    if own is not None and path == own.latest:
+        newer = _newer_than_theirs(git, req.run_id, remote, path, theirs)
+        return {path: mine} if newer else {}
+    if req.badge is not None and path == _rel(req.badge, git.where.top):
+        return {path: mine}  # the badge of the newest run pushed
+    raise PushError(f"push rejected and {path} was changed both here and on the remote: "
+                    f"the run's commit {ours[:7]} is on the local branch; resolve it by "
+                    f"hand (`git pull --rebase {req.settings.remote}`, then settle "
+                    f"{path} and `git rebase --continue`)")
 
 
 def _write_replayed(git: _Git, req: Request, remote: str, updates: dict[str, Change],
@@ -934,7 +958,7 @@ def _write_replayed(git: _Git, req: Request, remote: str, updates: dict[str, Cha
     for path, change in updates.items():
         lines.append(f"0 {ZERO}\t{path}\0")
         if change is not None:
-            lines.append(f"{change[0]} {change[1]}\t{path}\0")
+            lines.append(f"{change.mode} {change.blob}\t{path}\0")
     with _temporary_index(git.where.git_dir) as index:
         git("read-tree", remote, index=index)
         if lines:
@@ -975,7 +999,7 @@ def _merge_config(git: _Git, ours: str, remote: str, path: str) -> Change:
         why = exc.args[0] if isinstance(exc, FatalError) else "it cannot be read"
         raise PushError(f"push rejected and {path} conflicts with the remote's, and {why}: "
                         "resolve it by hand") from None
-    return ("100644", _blob(git, theirs_text.encode("utf-8")))
+    return Entry(FILE, _blob(git, theirs_text.encode("utf-8")))
 
 
 def _instant(value: str) -> float:
@@ -986,11 +1010,12 @@ def _instant(value: str) -> float:
 
 
 def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str, Change],
-                own: tuple[str, str] | None) -> tuple[str, dict[str, Change]]:
+                own: RunFolder | None) -> tuple[str, dict[str, Change]]:
     """A concurrent run pushed the same run id first: ours takes the next free one.
 
     Its log gets a last line naming the new id; its run folder moves to the new
-    id's, and `runs/latest` points there."""
+    id's, and `runs/latest` points there. The old names stay as the remote has
+    them: they hold the other run's files."""
     top = git.where.top
     log_rel, record_rel = _rel(req.log, top), _rel(req.record, top)
     log_dir = req.log.parent if req.log_dir is None else req.log_dir
@@ -998,21 +1023,7 @@ def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str,
     # same folders as the old one's.
     folder = Path(log_rel).parent
     runs = Path(_rel(runid.run_dir(log_dir, req.run_id, req.layout), top)).parent
-    listing = git.raw("ls-tree", "-z", "--name-only", remote, "--", f"{folder}/", f"{runs}/")
-    taken = set(listing.decode("utf-8", "surrogateescape").split("\0"))
-    stub = runid.stub_of(req.run_id)
-
-    def free(run_id: str) -> bool:
-        names = [(folder / name).as_posix() for name in
-                 (runid.log_name(run_id), runid.record_name(run_id))] + [(runs / run_id).as_posix()]
-        return not any(name in taken or (top / name).exists() for name in names)
-
-    n = runid.parse(req.run_id)[1] + 1
-    while not free(runid.with_suffix(stub, n)):
-        n += 1
-    run_id = runid.with_suffix(stub, n)
-    new_log = (folder / runid.log_name(run_id)).as_posix()
-    new_record = (folder / runid.record_name(run_id)).as_posix()
+    run_id = _free_run_id(git, req.run_id, remote, folder, runs)
     root = req.root.resolve()
     in_record = req.log.parent.resolve().relative_to(root)
     run_dir = (runid.run_dir(log_dir.resolve(), run_id, req.layout).relative_to(root).as_posix()
@@ -1022,26 +1033,52 @@ def _rename_run(git: _Git, req: Request, ours: str, remote: str, mine: dict[str,
     note = (f"a concurrent run had pushed run id {req.run_id} first: this run was committed "
             f"as {run_id}\n")
     log = _show(git, ours, log_rel) + req.note_prefix + note.encode()
-    # The old names stay as the remote has them: they hold the other run's files.
     moved: dict[str, Change] = {
-        new_log: ("100644", _blob(git, log)), new_record: ("100644", _blob(git, record)),
+        (folder / runid.log_name(run_id)).as_posix(): Entry(FILE, _blob(git, log)),
+        (folder / runid.record_name(run_id)).as_posix(): Entry(FILE, _blob(git, record)),
     }
-    if own is not None:  # the run's folder and `runs/latest` (_run_folder)
-        old_dir, latest = own
-        new_dir = posixpath.join(posixpath.dirname(old_dir), run_id)
-        for path, change in mine.items():
-            if path.startswith(old_dir + "/") and change is not None:
-                moved[new_dir + path[len(old_dir):]] = change
-        if latest in mine:
-            moved[latest] = ("120000", _blob(git, runid.latest_target(run_id, req.layout).encode()))
+    if own is not None:
+        moved.update(_moved_run_folder(git, own, mine, run_id,
+                                       runid.latest_target(run_id, req.layout)))
     return run_id, moved
+
+
+def _free_run_id(git: _Git, run_id: str, remote: str, folder: Path, runs: Path) -> str:
+    """The next run id of the minute whose log, record (in `folder`) and run folder
+    (in `runs`) are free, both on the remote and in the work tree."""
+    listing = git.raw("ls-tree", "-z", "--name-only", remote, "--", f"{folder}/", f"{runs}/")
+    taken = set(listing.decode("utf-8", "surrogateescape").split("\0"))
+    top = git.where.top
+
+    def free(candidate: str) -> bool:
+        names = [(folder / runid.log_name(candidate)).as_posix(),
+                 (folder / runid.record_name(candidate)).as_posix(),
+                 (runs / candidate).as_posix()]
+        return not any(name in taken or (top / name).exists() for name in names)
+
+    stub, n = runid.stub_of(run_id), runid.parse(run_id)[1] + 1
+    while not free(runid.with_suffix(stub, n)):
+        n += 1
+    return runid.with_suffix(stub, n)
+
+
+def _moved_run_folder(git: _Git, own: RunFolder, mine: dict[str, Change], run_id: str,
+                      latest_target: str) -> dict[str, Change]:
+    """The run's folder under the new run id, and `runs/latest` pointing there."""
+    new_dir = posixpath.join(posixpath.dirname(own.folder), run_id)
+    moved: dict[str, Change] = {
+        new_dir + path[len(own.folder):]: change for path, change in mine.items()
+        if path.startswith(own.folder + "/") and change is not None}
+    if own.latest in mine:
+        moved[own.latest] = Entry(LINK, _blob(git, latest_target.encode()))
+    return moved
 
 
 def _newer_than_theirs(git: _Git, run_id: str, remote: str, latest: str,
                        theirs: Change) -> bool:
     """Whether our run is newer than the one the remote's `runs/latest` points at
     (or that link is gone, or points at no run)."""
-    if theirs is None or theirs[0] != "120000":
+    if theirs is None or theirs.mode != LINK:
         return True
     try:
         target = posixpath.basename(_show(git, remote, latest).decode())  # flat or daily
@@ -1050,17 +1087,12 @@ def _newer_than_theirs(git: _Git, run_id: str, remote: str, latest: str,
         return True
 
 
-def _run_folder(req: Request, top: Path) -> tuple[str, str] | None:
+def _run_folder(req: Request, top: Path) -> RunFolder | None:
     """The run's folder and `runs/latest`, relative to `top`, when it has a folder."""
     if req.run_dir is None:
         return None
     log_dir = req.log.parent if req.log_dir is None else req.log_dir
-    return _rel(req.run_dir, top), _rel(runid.latest(log_dir), top, follow=False)
-
-
-def _in_run_folder(folder: tuple[str, str] | None, path: str) -> bool:
-    return folder is not None and (path.startswith(folder[0] + "/") or path == folder[1])
-
+    return RunFolder(_rel(req.run_dir, top), _rel(runid.latest(log_dir), top, follow=False))
 
 def _update_checkout(git: _Git, ours: str, pushed: str) -> bool:
     """Move the checkout to what was pushed, if nothing local would be lost.

@@ -33,31 +33,51 @@ ENDED = (("succeeded in ", "success"), ("skipped (", "skipped"), ("failed (", "f
 def repair(log_dir: Path, config_path: Path, root: Path, tz: tzinfo) -> list[str]:
     """Remove the runner's temporary files, write the records killed runs never
     wrote; one line each of what was done."""
-    try:
-        names = os.listdir(log_dir)
-    except OSError:
-        return []
-    killed = _logs_without_records(names)
-    folders = [log_dir, Path(os.path.realpath(config_path)).parent,
-               log_dir / runid.RUNS_FOLDER,
-               *(log_dir / runid.RUNS_FOLDER / run_id for run_id in killed)]
+    killed = _killed(log_dir)
+    run_dirs = [_run_dir(log_dir, run_id) for _, run_id in killed]
+    folders = [*_run_file_folders(log_dir), Path(os.path.realpath(config_path)).parent,
+               log_dir / runid.RUNS_FOLDER, *(d for d in run_dirs if d is not None)]
     done = _remove_temporary(folders, root)
-    done += [_write_killed_record(log_dir, run_id, root, tz) for run_id in killed]
+    done += [_write_killed_record(folder, run_id, run_dir, root, tz)
+             for (folder, run_id), run_dir in zip(killed, run_dirs, strict=True)]
     return done
 
 
 def newest_unrecorded(log_dir: Path, tz: tzinfo) -> tuple[Path, dict[str, Any]] | None:
     """The newest log with no record, and the record `repair` will write for it:
     `--resume` (planned before the run's repair) sees a killed run all the same."""
-    try:
-        killed = _logs_without_records(os.listdir(log_dir))
-    except OSError:
-        return None
+    killed = _killed(log_dir)
     if not killed:
         return None
-    run_id = max(killed, key=runid.sort_key)
-    log = log_dir / runid.log_name(run_id)
-    return log_dir / runid.record_name(run_id), killed_record(run_id, _read_lines(log), tz)
+    folder, run_id = max(killed, key=lambda found: runid.sort_key(found[1]))
+    record = killed_record(run_id, _read_lines(folder / runid.log_name(run_id)), tz)
+    return folder / runid.record_name(run_id), record
+
+
+def _run_file_folders(log_dir: Path) -> list[Path]:
+    """Where a killed run's log may be: the log folder (flat layout) and the newest
+    day's folder (daily layout); older days were repaired by the runs after them."""
+    from gitcron import records
+
+    day = records.newest_day(log_dir)
+    return [log_dir] if day is None else [log_dir, day]
+
+
+def _killed(log_dir: Path) -> list[tuple[Path, str]]:
+    """(folder, run id) of each log with no record beside it."""
+    found = []
+    for folder in _run_file_folders(log_dir):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        found += [(folder, run_id) for run_id in _logs_without_records(names)]
+    return found
+
+
+def _run_dir(log_dir: Path, run_id: str) -> Path | None:
+    return next((path for layout in runid.LAYOUTS
+                 if (path := runid.run_dir(log_dir, run_id, layout)).is_dir()), None)
 
 
 def is_temporary(name: str) -> bool:
@@ -102,14 +122,14 @@ def _is_run_id(run_id: str) -> bool:
     return True
 
 
-def _write_killed_record(log_dir: Path, run_id: str, root: Path, tz: tzinfo) -> str:
-    log = log_dir / runid.log_name(run_id)
+def _write_killed_record(folder: Path, run_id: str, run_dir: Path | None, root: Path,
+                         tz: tzinfo) -> str:
+    log = folder / runid.log_name(run_id)
     record = killed_record(run_id, _read_lines(log), tz)
     record["log_file"] = _relative(log, root)
-    run_dir = log_dir / runid.RUNS_FOLDER / run_id
-    record["run_dir"] = _relative(run_dir, root) if run_dir.is_dir() else None
-    path = log_dir / runid.record_name(run_id)
-    cfg.write_atomic(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    record["run_dir"] = _relative(run_dir, root) if run_dir is not None else None
+    cfg.write_atomic(folder / runid.record_name(run_id),
+                     json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     return f"run {run_id} was killed before its record was written: recorded as interrupted"
 
 

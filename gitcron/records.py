@@ -74,6 +74,11 @@ def _days_newest_first(log_dir: Path, names: list[str]) -> Iterator[Path]:
             yield from (log_dir / year / month / d for d in _subfolders(log_dir / year / month))
 
 
+def newest_day(log_dir: Path) -> Path | None:
+    """The newest day folder of the daily layout, if there is one."""
+    return next(_days_newest_first(log_dir, _listing(log_dir, inner=True) or []), None)
+
+
 def _subfolders(folder: Path) -> list[str]:
     return sorted((n for n in _listing(folder, inner=True) or []
                    if runid.MONTH_OR_DAY.fullmatch(n)),

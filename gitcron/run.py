@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -43,10 +43,12 @@ from gitcron.text import sanitise
 from gitcron.window import Window
 
 if TYPE_CHECKING:
+    from gitcron.links import Escape
     from gitcron.notify import Attention
 
 ModuleStatus = Literal["success", "skipped", "failed", "recovered", "not_run"]
 RunStatus = Literal["success", "partial", "failed", "interrupted"]
+Said = tuple[str, str]  # (level, text): a line said at the start of a run
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 REVIEWED = ("failed", "partial", "interrupted")  # the statuses that get a review report
 EXIT_CODES: dict[RunStatus, int] = {
@@ -110,6 +112,9 @@ class ModuleResult(NamedTuple):
 
 @dataclass
 class RunResult:
+    """Where one run stands after each phase. The runner never changes one in place:
+    each phase returns a new one (`dataclasses.replace`)."""
+
     run_id: str
     status: RunStatus
     started: datetime
@@ -132,6 +137,22 @@ class RunResult:
     def exit_code(self) -> int:
         code = EXIT_CODES[self.status]
         return EXIT_PUSH if self.push_failed and code == EXIT_OK else code
+
+
+@dataclass(frozen=True)
+class Run:
+    """The inputs of one run, which execute, record and publish all read."""
+
+    config: Config
+    plan: Plan
+    options: Options
+    env: Mapping[str, str]
+    backfill: Window | None  # this interval of a backfill, or None
+    catch_up: Window | None  # this interval of a catch-up, or None
+    masker: logs.Masker
+    actions: github.Actions
+    runlog: logs.RunLog
+    cancel: Cancel
 
 
 def _iso(moment: datetime) -> str:
@@ -182,14 +203,15 @@ def run_all(config: Config, plan: Plan, options: Options, env: Mapping[str, str]
                 plan = planning.build(config, plan.selection)
             said = [("WARNING", f"repaired what a killed run left: {line}")
                     for line in _repair(config, held.since)]
-            said += _commit_back_lines(config, options, env)
+            every_run, first_run = _commit_back_lines(config, options, env)
+            said += every_run + first_run
             if backfill is not None and not options.force:
                 backfill, line = _not_done(config, backfill)
                 if not backfill:
                     print(f"orchestrator: {line}", file=sys.stderr)
                     return EXIT_OK
                 said += [("INFO", line)] if line else []
-            return _runs(config, plan, options, env, backfill, said)
+            return _runs(config, plan, options, env, backfill, said, every_run)
     except lock.Busy as exc:
         print(f"orchestrator: {sanitise(str(exc), one_line=True)}", file=sys.stderr)
         return EXIT_LOCKED
@@ -225,9 +247,10 @@ def _repair(config: Config, since: float) -> list[str]:
 
 
 def _runs(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
-          backfill: list[Window] | None, said: list[tuple[str, str]]) -> int:
+          backfill: list[Window] | None, said: list[Said], every_run: list[Said]) -> int:
     """The run, or each run of a backfill or a catch-up, oldest first; the first that
-    does not end well stops the rest."""
+    does not end well stops the rest. The first says all of `said`, the others only
+    the lines of `every_run`."""
     caught = None if backfill is not None else _catch_up(config, plan, said)
     slots: list[Window | None] = list(backfill or (caught.windows if caught else [None]))
     code = EXIT_OK
@@ -236,17 +259,17 @@ def _runs(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
         for i, window in enumerate(slots, 1):
             if cancel.requested:
                 return EXIT_INTERRUPTED
-            own = [("INFO", f"catch-up: run {i} of {len(slots)}")] if caught else []
-            code = start(config, plan, options, env, cancel, window if backfill else None,
-                         said + own, catch_up=window if caught else None).exit_code
-            said = [line for line in said if line[1].startswith("commit-back:")]
+            own: list[Said] = [("INFO", f"catch-up: run {i} of {len(slots)}")] if caught else []
+            code = execute_record_publish(config, plan, options, env, cancel,
+                                          window if backfill else None, said + own,
+                                          catch_up=window if caught else None).exit_code
+            said = every_run
             if code != EXIT_OK:
                 break
     return code
 
 
-def _catch_up(config: Config, plan: Plan, said: list[tuple[str, str]]
-              ) -> catchup.CatchUp | None:
+def _catch_up(config: Config, plan: Plan, said: list[Said]) -> catchup.CatchUp | None:
     """The catch-up runs of a whole run (read now, under the lock), and its lines."""
     if config.catch_up == "none" or not plan.whole or plan.resumed is not None:
         return None
@@ -259,28 +282,30 @@ def _catch_up(config: Config, plan: Plan, said: list[tuple[str, str]]
 
 
 def _commit_back_lines(config: Config, options: Options, env: Mapping[str, str]
-                       ) -> list[tuple[str, str]]:
-    """What will become of the run's files, and why: said at the start of every run.
-    When they are to be pushed, the repository, branch and remote are checked now
-    (FatalError: exit 2, nothing ran), not after the modules."""
+                       ) -> tuple[list[Said], list[Said]]:
+    """What will become of the run's files, and why: said at the start of every run;
+    and what the first run alone says. When they are to be pushed, the repository,
+    branch and remote are checked now (FatalError: exit 2, nothing ran), not after
+    the modules."""
     wanted, why = config.git.decide(options.push, options.dry_run, env)
     if not wanted:
-        return [("INFO", f"commit-back: off ({why})")]
+        return [("INFO", f"commit-back: off ({why})")], []
     from gitcron import gitsync
 
-    lines = [("INFO", f"commit-back: {gitsync.check(config.root, config.git, env, config.log_dir)}"
-                      f" ({why})")]
+    where = gitsync.check(config.root, config.git, env, config.log_dir)
+    every_run: list[Said] = [("INFO", f"commit-back: {where} ({why})")]
     if gitsync.uncommitted(config.root, config.path):
-        lines.append(("WARNING", f"{config.display} has uncommitted changes: they will be "
-                                 "committed with the run"))
-    return lines
+        return every_run, [("WARNING", f"{config.display} has uncommitted changes: they will "
+                                       "be committed with the run")]
+    return every_run, []
 
 
-def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
-          cancel: Cancel, backfill: Window | None = None,
-          said: Sequence[tuple[str, str]] = (), catch_up: Window | None = None) -> RunResult:
-    """Run the plan once; write the log, the run record and (after success) the state.
-    `backfill` or `catch_up`: the run's window (only a backfill leaves the state alone)."""
+def execute_record_publish(config: Config, plan: Plan, options: Options,
+                           env: Mapping[str, str], cancel: Cancel, backfill: Window | None = None,
+                           said: Sequence[Said] = (), catch_up: Window | None = None) -> RunResult:
+    """One whole run: execute the plan, record it (log, run record, review, state),
+    publish it (commit-back, notifications, the Actions UI). `backfill` or
+    `catch_up`: the run's window (only a backfill leaves the state alone)."""
     started = datetime.now(config.tz)
     masker = logs.Masker(logs.secret_values(env, config.mask_env))
     actions = github.Actions(env, masker)
@@ -288,51 +313,75 @@ def start(config: Config, plan: Plan, options: Options, env: Mapping[str, str],
     with logs.RunLog(config.tz, masker, verbose=options.verbose,
                      on_command=actions.module_command,
                      console_format=options.log_format) as runlog:
-        result = _begin(config, plan, options, started, backfill or catch_up, runlog)
-        ctx = _context(config, options, result)
-        _announce(config, plan, ctx, result, backfill is not None)
-        for level, line in said:
-            logger.log(level, line)
-        _ping(config, result, options, env, masker, "start")
-        result.modules, result.status = _execute(plan, ctx, env, runlog, cancel, actions)
-        try:
-            result.record = _finish(config, plan, result, options, env, masker, backfill)
-        except Exception as exc:
-            _record_not_written(result.record_path, exc)
-            result.status = "failed"
-        _publish(config, result, options, env, masker, runlog, actions)
-    return result
+        run = Run(config, plan, options, env, backfill, catch_up, masker, actions, runlog,
+                  cancel)
+        begun = _begin(run, started, said)
+        return _publish(run, _record_run(run, _execute(run, begun)))
 
 
-def _execute(plan: Plan, ctx: RunContext, env: Mapping[str, str], runlog: logs.RunLog,
-             cancel: Cancel, actions: github.Actions) -> tuple[list[ModuleResult], RunStatus]:
+def _execute(run: Run, begun: RunResult) -> RunResult:
     """The modules, in order, and what the run's status is for them."""
+    ctx = _context(run, begun)
     try:
-        modules = _run_modules(plan, ctx, env, runlog, cancel, actions)
+        modules = _run_modules(run, ctx)
     except Exception:
         logger.exception("the orchestrator failed unexpectedly; the run is recorded as failed")
-        return [], "failed"
-    if runlog.write_error:  # the log is incomplete: the run cannot count as done
-        return modules, "failed"
-    return modules, run_status(modules, cancel.requested)
+        return replace(begun, status="failed")
+    if run.runlog.write_error:  # the log is incomplete: the run cannot count as done
+        return replace(begun, modules=modules, status="failed")
+    return replace(begun, modules=modules, status=run_status(modules, run.cancel.requested))
 
 
-def _publish(config: Config, result: RunResult, options: Options, env: Mapping[str, str],
-             masker: logs.Masker, runlog: logs.RunLog, actions: github.Actions) -> None:
+def _record_run(run: Run, executed: RunResult) -> RunResult:
+    """The run record, the review report and the state; a run whose config no longer
+    loads, or whose record cannot be written, is `failed`."""
+    result = executed
+    try:
+        result, escape = _checked(run, executed)
+        if result.escaped:
+            return result
+        return _finish(run, result, escape)
+    except Exception as exc:
+        _record_not_written(result.record_path, exc)
+        return replace(result, status="failed")
+
+
+def _checked(run: Run, result: RunResult) -> tuple[RunResult, Escape | None]:
+    """A folder of the run that became a symlink (gitcron/links.py), or a config that
+    no longer loads, fails the run."""
+    from gitcron import links
+
+    config = run.config
+    escape = links.escaped(config.log_dir, result.log_dir_real, result.record_path.parent,
+                           result.run_dir)
+    if escape is not None:
+        logger.error(escape.line)
+        result = replace(result, status="failed", escaped=escape.log_dir)
+        if escape.log_dir:
+            return result, escape
+    config_ok = _config_still_loads(config)
+    if not config_ok and result.status in ("success", "partial"):
+        result = replace(result, status="failed")
+    return replace(result, config_ok=config_ok), escape
+
+
+def _publish(run: Run, result: RunResult) -> RunResult:
     """Metrics, commit-back, notifications, the Actions UI: none of them changes the
     run's status."""
+    config, options, env, masker = run.config, run.options, run.env, run.masker
     _write_metrics(config, result, options, env)
     commit = push_error = None
     if config.git.wanted(options.push, options.dry_run, env) and not result.escaped:
         logger.info("committing the run back (log, record, config) and pushing it")
-        runlog.close_file()  # the committed log is complete; what follows is console only
-        commit, push_error = _commit_back(config, result, env, masker)
-        result.push_failed = push_error is not None
-    link = actions.log_link(commit, result.record.get("log_file", ""))
+        run.runlog.close_file()  # the committed log is complete; what follows is console only
+        result, commit, push_error = _commit_back(config, result, env, masker)
+        result = replace(result, push_failed=push_error is not None)
+    link = run.actions.log_link(commit, result.record.get("log_file", ""))
     sent = _notify(config, result, options, env, masker, link)
     _ping(config, result, options, env, masker, "end")
-    _tell_actions(actions, result, commit, push_error, sent)
-    actions.end_untrusted()
+    _tell_actions(run.actions, result, commit, push_error, sent)
+    run.actions.end_untrusted()
+    return result
 
 
 def _write_metrics(config: Config, result: RunResult, options: Options,
@@ -358,14 +407,25 @@ def _record_not_written(path: Path, exc: Exception) -> None:
         logger.exception(f"could not write the run record {path}")
 
 
-def _begin(config: Config, plan: Plan, options: Options, started: datetime,
-           backfill: Window | None, runlog: logs.RunLog) -> RunResult:
-    """The run's log (a new file, never an old one), its folder and its window."""
+def _begin(run: Run, started: datetime, said: Sequence[Said]) -> RunResult:
+    """The run's log (a new file, never an old one), its folder and its window; its
+    first lines, and the monitor told that it started."""
+    begun = _open(run, started)
+    _announce(run, begun)
+    for level, line in said:
+        logger.log(level, line)
+    _ping(run.config, begun, run.options, run.env, run.masker, "start")
+    return begun
+
+
+def _open(run: Run, started: datetime) -> RunResult:
+    config, plan, options = run.config, run.plan, run.options
+    window_given = run.backfill or run.catch_up
     run_id, log_path, handle = _create_log(config, started)
-    runlog.attach_file(handle)
-    runlog.run_id = run_id
-    if backfill is not None:
-        window = backfill
+    run.runlog.attach_file(handle)
+    run.runlog.run_id = run_id
+    if window_given is not None:
+        window = window_given
     elif plan.resumed is not None:
         window = windows.from_record(plan.resumed.record.get("window"), config.tz) or (
             windows.default(config.last_run_date, started, None, config.tz))
@@ -379,12 +439,23 @@ def _begin(config: Config, plan: Plan, options: Options, started: datetime,
         logger.error(f"cannot create the run's folder {run_dir}: {exc.strerror}")
     record_path = runid.record_path(config.log_dir, run_id, config.log_layout)
     return RunResult(run_id, "failed", started, log_path, record_path, window, run_dir,
+                     ping_id=new_ping_id(config, options),
                      log_dir_real=os.path.realpath(config.log_dir))
 
 
-def _context(config: Config, options: Options, result: RunResult) -> RunContext:
+def new_ping_id(config: Config, options: Options) -> str | None:
+    """The run's id for the monitor, the same at the start and the end."""
+    if config.monitor is None or options.dry_run:
+        return None
+    from gitcron import notify
+
+    return notify.new_ping_id()
+
+
+def _context(run: Run, result: RunResult) -> RunContext:
     from gitcron import lock  # imported by run_all already: the run holds the lock
 
+    config, options = run.config, run.options
     return RunContext(
         run_id=result.run_id, config_path=config.path, log_dir=config.log_dir.absolute(),
         root=config.root, tz=config.tz, last_run_date=config.last_run_date,
@@ -411,8 +482,9 @@ def _tell_actions(actions: github.Actions, result: RunResult, commit: str | None
 
 
 def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
-                 masker: logs.Masker) -> tuple[str | None, str | None]:
-    """(the pushed commit, None), or (None, why) when committing or pushing failed (logged)."""
+                 masker: logs.Masker) -> tuple[RunResult, str | None, str | None]:
+    """(the result, the pushed commit, None), or (the result, None, why) when committing
+    or pushing failed (logged). The result has a new run id when the run was renamed."""
     from gitcron import gitsync
 
     # The run's folder, and `latest` now that it points there (else the link shows as
@@ -438,24 +510,23 @@ def _commit_back(config: Config, result: RunResult, env: Mapping[str, str],
         pushed = gitsync.commit_and_push(request, masker)
     except gitsync.PushError as exc:
         logger.error(masker(str(exc)))
-        return None, masker(str(exc))
+        return result, None, masker(str(exc))
     except Exception:
         logger.exception("committing the run back failed unexpectedly; its files are on disk")
-        return None, "committing the run back failed unexpectedly; see the log"
+        return result, None, "committing the run back failed unexpectedly; see the log"
     if pushed is None:
         logger.info("nothing changed under git.paths: no commit (git.commit: changes)")
-        return None, None
+        return result, None, None
     if pushed.renamed_to:
         logger.warning(f"a concurrent run had taken run id {result.run_id}: this run was "
                        f"committed as {pushed.renamed_to}")
-        _rename(config, result, pushed.renamed_to)
+        result = _renamed(config, result, pushed.renamed_to)
     if pushed.advice:
         logger.warning(f"pushed, but local edits stand in the way: {pushed.advice}")
-    result.changed = pushed.changed
     logger.info(f"pushed {pushed.commit[:7]} to {pushed.target} ({pushed.branch}) "
                 f"in {pushed.attempts} attempt{'s' if pushed.attempts > 1 else ''}: "
                 f"{pushed.stats}")
-    return pushed.commit, None
+    return replace(result, changed=pushed.changed), pushed.commit, None
 
 
 # shields.io's endpoint badge: https://shields.io/badges/endpoint-badge
@@ -505,17 +576,16 @@ def _keep_alive(config: Config) -> str | None:
     return why
 
 
-def _rename(config: Config, result: RunResult, run_id: str) -> None:
+def _renamed(config: Config, result: RunResult, run_id: str) -> RunResult:
     """From the rename on, the run is known by its new id everywhere: the step
     summary and its link, the step outputs, the console."""
-    result.run_id = run_id
-    result.log_path = runid.log_path(config.log_dir, run_id, config.log_layout)
-    result.record_path = runid.record_path(config.log_dir, run_id, config.log_layout)
-    result.record = dict(result.record, run_id=run_id,
-                         log_file=_relative(result.log_path, config.root))
-    result.run_dir = runid.run_dir(config.log_dir.absolute(), run_id, config.log_layout)
-    if result.record.get("run_dir"):
-        result.record["run_dir"] = _relative(result.run_dir, config.root)
+    log_path = runid.log_path(config.log_dir, run_id, config.log_layout)
+    run_dir = runid.run_dir(config.log_dir.absolute(), run_id, config.log_layout)
+    record = dict(result.record, run_id=run_id, log_file=_relative(log_path, config.root))
+    if record.get("run_dir"):
+        record["run_dir"] = _relative(run_dir, config.root)
+    return replace(result, run_id=run_id, log_path=log_path, run_dir=run_dir, record=record,
+                   record_path=runid.record_path(config.log_dir, run_id, config.log_layout))
 
 
 def _create_log(config: Config, started: datetime) -> tuple[str, Path, Any]:
@@ -530,13 +600,13 @@ def _counted(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _announce(config: Config, plan: Plan, ctx: RunContext, result: RunResult,
-              backfill: bool) -> None:
+def _announce(run: Run, result: RunResult) -> None:
+    config, plan, options = run.config, run.plan, run.options
     names = ", ".join(spec.name for spec in plan.modules)
-    flags = "".join((" (dry run)" if ctx.dry_run else "", " (force)" if ctx.force else "",
-                     " (backfill)" if backfill else ""))
-    logger.info(f"run {ctx.run_id} started{flags}: {_counted(len(plan.modules), 'module')}: "
-                f"{names}")
+    flags = "".join((" (dry run)" if options.dry_run else "", " (force)" if options.force else "",
+                     " (backfill)" if run.backfill is not None else ""))
+    logger.info(f"run {result.run_id} started{flags}: "
+                f"{_counted(len(plan.modules), 'module')}: {names}")
     start = windows.iso(result.window.start) if result.window.start else "the beginning"
     logger.info(f"window: {start} to {windows.iso(result.window.end)}")
     if plan.resumed is not None:
@@ -546,10 +616,8 @@ def _announce(config: Config, plan: Plan, ctx: RunContext, result: RunResult,
         logger.debug(f"modules/{name}: ignored (no number followed by '.', '_' or '-')")
 
 
-def _run_modules(
-    plan: Plan, ctx: RunContext, env: Mapping[str, str], runlog: logs.RunLog, cancel: Cancel,
-    actions: github.Actions,
-) -> list[ModuleResult]:
+def _run_modules(run: Run, ctx: RunContext) -> list[ModuleResult]:
+    plan, env, runlog, cancel, actions = run.plan, run.env, run.runlog, run.cancel, run.actions
     results: list[ModuleResult] = []
     stopped = False
     for position, spec in enumerate(plan.modules, 1):
@@ -670,32 +738,18 @@ def _report_failure(result: ModuleResult, outcome: Outcome, took: str) -> None:
         log.error("last lines of stderr:\n" + "\n".join(outcome.stderr_tail))
 
 
-def _finish(
-    config: Config, plan: Plan, result: RunResult, options: Options, env: Mapping[str, str],
-    masker: logs.Masker, backfill: Window | None,
-) -> dict[str, Any]:
-    from gitcron import links
-
-    escape = links.escaped(config.log_dir, result.log_dir_real, result.record_path.parent,
-                           result.run_dir)
-    if escape is not None:
-        logger.error(escape.line)
-        result.status, result.escaped = "failed", escape.log_dir
-        if escape.log_dir:
-            return {}
-    config_ok = result.config_ok = _config_still_loads(config)
-    if not config_ok and result.status in ("success", "partial"):
-        result.status = "failed"
-    record = masker.tree(_record(config, plan, result, options, env, backfill, result.run_dir))
-    result.attention = _attention(config, record)
+def _finish(run: Run, result: RunResult, escape: Escape | None) -> RunResult:
+    config, plan, options, env, masker = run.config, run.plan, run.options, run.env, run.masker
+    record = masker.tree(_record(config, plan, result, options, env, run.backfill, result.run_dir))
+    result = replace(result, attention=_attention(config, record))
     if result.status in REVIEWED and escape is None:
-        result.review = _write_review(config, result, record, env, masker)
+        result = replace(result, review=_write_review(config, result, record, env, masker))
     if escape is not None or _close_run_dir(config, result.run_id, result.run_dir) is None:
         record["run_dir"] = None
     cfg.write_atomic(result.record_path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    _store_state(config, plan, result, options, backfill, config_ok)
+    _store_state(config, plan, result, options, run.backfill, result.config_ok)
     _farewell(result, record)
-    return record
+    return replace(result, record=record)
 
 
 def pipeline_name(config: Config, env: Mapping[str, str]) -> str:
@@ -778,9 +832,8 @@ def _ping(config: Config, result: RunResult, options: Options, env: Mapping[str,
         return
     from gitcron import notify
 
-    if result.ping_id is None:
-        result.ping_id = notify.new_ping_id()
-    line = notify.ping(config.monitor, phase, status=result.status, rid=result.ping_id,
+    rid = result.ping_id or notify.new_ping_id()
+    line = notify.ping(config.monitor, phase, status=result.status, rid=rid,
                        run_id=result.run_id, env=env, mask=masker, body=result.review)
     if line is not None:
         logger.log("WARNING" if notify.failures([line]) else "INFO", line)

@@ -156,10 +156,10 @@ def begin(config: Config, started: datetime, last_run_date: str | None, window: 
                  f"{'' if len(modules) == 1 else 's'}: {', '.join(s.name for s in modules)}")
         start = windows.iso(window.start) if window.start else "the beginning"
         logger.info(f"window: {start} to {windows.iso(window.end)}")
-        result = run.result()
+        options = runner.Options(dry_run=dry_run, force=force)
+        result = replace(run.result(), ping_id=runner.new_ping_id(config, options))
         env = cfg.load_env(config.root, os.environ)
-        runner._ping(config, result, runner.Options(dry_run=dry_run, force=force), env,
-                     masker_for(config, env), "start")
+        runner._ping(config, result, options, env, masker_for(config, env), "start")
     return run._replace(ping_id=result.ping_id)
 
 

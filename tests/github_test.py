@@ -541,6 +541,7 @@ def test_a_refused_push_is_never_crowded_out_by_module_annotations(
     project.module("2.b.py", "print('::error::b1')\nprint('::error::b2')\n")
     project.config({**project.read_config(), "modules": ["modules/1.a.py", "modules/2.b.py"]})
     git(project.root, "commit", "-qam", "two modules")
+    git(project.root, "push", "-q")
     hook = remote / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'protected branch: pushes need a review' >&2\nexit 1\n")
     hook.chmod(0o755)

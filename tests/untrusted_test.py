@@ -91,7 +91,7 @@ def test_a_remotes_rejection_reaches_no_console_log_annotation_or_summary_raw(
     hook_script.chmod(0o755)
     project.config({**project.read_config(), "notify": [{"webhook": hook.url("/h"),
                                                          "on": ["success"]}]})
-    git(project.root, "commit", "-qam", "notify")
+    # Left uncommitted: committed with the run (a local commit would stop it, unpushed).
     env = actions_env(tmp_path)
     result = project.run(env=env)
     assert result.returncode == EXIT_PUSH, result.stdout + result.stderr

@@ -104,3 +104,26 @@ def test_a_cancel_that_python_could_not_raise_while_starting_is_not_lost(tmp_pat
                           cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
     assert proc.stdout == "requested True True\n", proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+
+
+def test_a_cancel_that_python_wraps_in_another_error_while_starting_exits_130(tmp_path) -> None:
+    # Python 3.11 wraps an exception raised by a descriptor's __set_name__, while a
+    # class is made at import, in a RuntimeError; the cancel must still end quietly.
+    script = tmp_path / "wrapped.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "import gitcron.__main__ as entry\n"
+        "import gitcron.cli as cli\n"
+        "def starting(argv):\n"
+        "    class Descriptor:\n"
+        "        def __set_name__(self, owner, name):\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    class Made:\n"
+        "        field = Descriptor()\n"
+        "    return 0\n"
+        "cli.main = starting\n"
+        "sys.exit(entry.main([]))\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -91,16 +91,26 @@ def test_the_retry_policy_decides_whether_the_engine_tries_again(project: Projec
 
 
 def test_leftovers_are_killed_and_the_task_ends(project: Project) -> None:
-    # Durations no other process on the machine is likely to sleep for.
-    project.module("1.bg.sh", "sleep 3017 &\nsetsid sleep 3018 >/dev/null 2>&1 </dev/null &\n"
+    pids = project.root / "pids"
+    project.module("1.bg.sh", f"sleep 3017 &\necho $! > '{pids}'\n"
+                   f"setsid sleep 3018 >/dev/null 2>&1 </dev/null &\necho $! >> '{pids}'\n"
                    "echo started\n")
     project.config(modules=["modules/1.bg.sh"])
     done, outcome = run_task(project, begin(project), "1.bg")
     assert done.returncode == 0
     assert "the module left processes running; they were killed" in done.stdout
     assert outcome["outcome"]["stray_processes"] is True
-    alive = subprocess.run(["pgrep", "-f", "sleep 301[78]"], capture_output=True, text=True)
-    assert alive.stdout == ""
+    left = [int(pid) for pid in pids.read_text().split()]
+    assert len(left) == 2 and not [pid for pid in left if running(pid)]
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped (this process's, not the machine's)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 def test_a_recovery_task_is_told_of_its_module(project: Project) -> None:

@@ -28,7 +28,7 @@ from urllib.parse import quote
 from gitcron import config as cfg
 from gitcron.codes import EXIT_OK, FatalError
 from gitcron.history import _count, _Parser, format_duration, started_at, warn_skipped
-from gitcron.records import Record, is_rehearsal, records_newest_first
+from gitcron.records import Record, is_rehearsal, is_whole, records_newest_first
 from gitcron.text import sanitise
 
 DEFAULT_COUNT = 200
@@ -76,6 +76,7 @@ class Run(NamedTuple):
     notes: tuple[str, ...]
     backfill: bool
     rehearsal: bool
+    whole: bool  # what the current status, the badge and the rates count, as in `status`
     modules: tuple[ModuleRun, ...]
 
 
@@ -183,7 +184,7 @@ def read_run(path: Path, record: Record, tz: Any, text: Text,
         trigger=text.plain(record.get("trigger")), log_href=link(record.get("log_file")),
         window=(_time(window.get("start")), _time(window.get("end"))),
         notes=tuple(_notes(record, text)), backfill=record.get("backfill") is True,
-        rehearsal=is_rehearsal(record),
+        rehearsal=is_rehearsal(record), whole=is_whole(record),
         modules=tuple(_module(m, text) for m in record["modules"] if isinstance(m, dict)),
     )
 
@@ -326,7 +327,7 @@ def _status_class(status: str) -> str:
 
 
 def _header(page: Page) -> str:
-    whole = [run for run in page.runs if not run.rehearsal]
+    whole = [run for run in page.runs if run.whole]
     current = whole[0] if whole else None
     message, colour = BADGE.get(current.status, ("unknown", "#59636e")) if current else (
         "no runs", "#59636e")
@@ -356,9 +357,10 @@ def _facts(page: Page, whole: list[Run], current: Run | None) -> str:
     known = [run.seconds for run in whole if run.seconds is not None]
     facts.append(("median duration",
                   format_duration(statistics.median(known)) if known else "?"))
-    rehearsals = len(page.runs) - len(whole)
-    if rehearsals:
-        facts.append(("dry runs and backfills", str(rehearsals)))
+    apart = len(page.runs) - len(whole)
+    if apart:
+        facts.append(("not counted", f"{apart} <span class=\"muted\">(narrowed, dry runs, "
+                      "backfills)</span>"))
     return "".join(f"<div><dt>{label}</dt><dd>{value}</dd></div>" for label, value in facts)
 
 

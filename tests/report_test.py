@@ -286,3 +286,22 @@ def test_page_is_valid_enough_for_a_strict_parser(real_runs: Project, tmp_path: 
 
     Checker().feed(page_of(tmp_path))
     assert stack == []
+
+
+def test_the_current_status_badge_and_rate_count_whole_runs_as_status_does(
+        project: Project, tmp_path: Path) -> None:
+    # A narrowed run that succeeds after a partial whole run leaves the pipeline
+    # degraded: the page says partial, as `status` and badge.json do.
+    project.module("1.fetch.py", OK)
+    project.module("2.load.py", "import sys\nsys.exit(3)\n")
+    project.config(modules=["modules/1.fetch.py",
+                            {"path": "modules/2.load.py", "critical": False}])
+    assert project.run("--no-push").returncode == 0
+    assert project.run("--no-push", "--only", "fetch").returncode == 0
+    site = tmp_path / "site"
+    assert run_report(project, "--html", str(site)).returncode == 0
+    facts = page_of(site).split("<dl", 1)[1].split("</dl>", 1)[0]
+    assert re.search(r"current status</dt><dd>[^/]*partial", facts), facts
+    assert "0% <span class=\"muted\">(0 of 1)</span>" in facts
+    assert "not counted</dt><dd>1 " in facts
+    assert 'aria-label="pipeline: partial"' in page_of(site).split("<dl", 1)[0]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcron import config as cfg
-from gitcron.records import Record, records_newest_first
+from gitcron.records import Record, moment, records_newest_first
 
 LAST_SUCCESS = "pipeline_last_success_timestamp_seconds"
 RUN_STATUSES = ("success", "partial", "failed", "interrupted")
@@ -100,13 +100,7 @@ def _number(value: float) -> str:
 
 
 def _timestamp(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = cfg.parse_timestamp(value)
-    except ValueError:
-        return None
-    return moment.timestamp() if moment.tzinfo is not None else None
+    return when.timestamp() if (when := moment(value)) is not None else None
 
 
 LAST_SUCCESS_LINE = re.compile(rf"^{LAST_SUCCESS}{{[^\n]*}} (\S+)$", re.MULTILINE)

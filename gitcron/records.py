@@ -12,11 +12,13 @@ import heapq
 import json
 import os
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from gitcron import runid
 from gitcron.codes import FatalError
+from gitcron.config import parse_timestamp
 
 Record = dict[str, Any]
 
@@ -229,3 +231,15 @@ def utc_iso(text: str) -> str:
     if moment.tzinfo is None:
         raise ValueError(text)
     return moment.astimezone(timezone.utc).isoformat()
+
+
+def moment(value: Any) -> datetime | None:
+    """A time a record holds (`started`, `finished`, a window's ends), with its offset;
+    None when it is missing, not text, unreadable or without an offset."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = parse_timestamp(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None

@@ -29,6 +29,7 @@ from gitcron import config as cfg
 from gitcron.codes import EXIT_OK, FatalError
 from gitcron.history import _count, _Parser, format_duration, started_at, warn_skipped
 from gitcron.records import Record, is_rehearsal, is_whole, records_newest_first
+from gitcron.records import moment as record_time
 from gitcron.text import sanitise
 
 DEFAULT_COUNT = 200
@@ -182,7 +183,7 @@ def read_run(path: Path, record: Record, tz: Any, text: Text,
         started=moment.strftime("%Y-%m-%d %H:%M") if moment else "?", moment=moment,
         seconds=_seconds(record.get("duration_seconds")),
         trigger=text.plain(record.get("trigger")), log_href=link(record.get("log_file")),
-        window=(_time(window.get("start")), _time(window.get("end"))),
+        window=(record_time(window.get("start")), record_time(window.get("end"))),
         notes=tuple(_notes(record, text)), backfill=record.get("backfill") is True,
         rehearsal=is_rehearsal(record), whole=is_whole(record),
         modules=tuple(_module(m, text) for m in record["modules"] if isinstance(m, dict)),
@@ -193,16 +194,6 @@ def _seconds(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         return None
     return max(0.0, float(value))
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = cfg.parse_timestamp(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
 
 
 def _notes(record: Record, text: Text) -> Iterable[str]:

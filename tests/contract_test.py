@@ -8,20 +8,10 @@ from datetime import datetime, timezone
 
 import pytest
 from conftest import Project, stage_env
+from execute_test import context
 
 from gitcron import config as cfg
 from gitcron import contract
-from gitcron.contract import RunContext
-
-
-def context(project: Project, **changes: object) -> RunContext:
-    values: dict = dict(
-        run_id="20261123_06h00", config_path=project.config_path, log_dir=project.log_dir,
-        root=project.root, tz=timezone.utc, last_run_date="2026-11-22T06:00:00+00:00",
-        started=datetime(2026, 11, 23, 6, 0, 1, tzinfo=timezone.utc),
-    )
-    values.update(changes)
-    return RunContext(**values)
 
 
 def test_module_env_does_not_touch_the_parent_environment(project: Project) -> None:
